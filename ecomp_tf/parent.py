@@ -1,0 +1,113 @@
+"""The float parent: one float network per (space, data set, seed), trained once and cached on disk.
+
+Both strategies compare children to it (similarity loss, size ratio) and EComp compresses it.
+The cache key holds a fingerprint of the training data, so a different data file never reuses
+a stale parent.
+"""
+from __future__ import annotations
+
+import hashlib
+import json
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Sequence
+
+import numpy as np
+import tensorflow as tf
+
+from enas.arch import Architecture, parse_arch
+from enas.data import Dataset
+from enas.models import arch_bits, block_output_names, build_model
+from enas.runinfo import run_record, write_json_atomic
+from enas.seeding import seed_everything
+from enas.space import SearchSpace
+
+DEFAULT_EPOCHS = {"dense": 10, "conv": 10}
+
+
+@dataclass
+class Parent:
+    """A trained float network and what the searches need from it."""
+
+    model: tf.keras.Model
+    arch: Architecture | None
+    embedding_layers: list[str]
+    test_accuracy: float
+    bits: int
+    source: str
+
+    def embeddings(self, x: np.ndarray, batch_size: int = 500) -> list[np.ndarray]:
+        """Activations of the embedding layers on ``x`` (inference mode), one array per layer."""
+        probe = tf.keras.Model(self.model.inputs, [self.model.get_layer(n).output for n in self.embedding_layers])
+        outs = probe.predict(x, batch_size=batch_size, verbose=0)
+        return [np.asarray(o) for o in (outs if isinstance(outs, list) else [outs])]
+
+
+def data_fingerprint(data: Dataset) -> str:
+    """A short hash of the training images and labels (shapes included)."""
+    h = hashlib.sha1()
+    for arr in (data.x_train, data.y_train):
+        h.update(str(arr.shape).encode())
+        h.update(np.ascontiguousarray(arr).tobytes())
+    return h.hexdigest()[:12]
+
+
+def train_parent(space: SearchSpace, data: Dataset, seed: int = 0, epochs: int | None = None,
+                 batch_size: int = 100, verbose: int = 0) -> tf.keras.Model:
+    """Train the space's float parent from scratch with Adam(1e-3), as EComp does."""
+    seed_everything(seed)
+    arch = parse_arch(space.parent_arch_string(), space)
+    model = build_model(space, arch, data.input_shape, data.num_classes, name=f"parent_{space.name}")
+    model.compile(optimizer=tf.keras.optimizers.Adam(1e-3), loss="sparse_categorical_crossentropy",
+                  metrics=["accuracy"])
+    model.fit(data.x_train, data.y_train, batch_size=batch_size, epochs=epochs or DEFAULT_EPOCHS[space.kind],
+              validation_data=(data.x_val, data.y_val), verbose=verbose, shuffle=True)
+    return model
+
+
+def get_parent(space: SearchSpace, data: Dataset, seed: int = 0, cache_dir: str | Path = "cache",
+               epochs: int | None = None, log=print) -> Parent:
+    """The cached float parent for (space, data, seed), training and saving it on first use."""
+    epochs = epochs or DEFAULT_EPOCHS[space.kind]
+    key = f"parent-{space.name}-{data_fingerprint(data)}-seed{seed}-ep{epochs}"
+    folder = Path(cache_dir)
+    model_path, info_path = folder / f"{key}.keras", folder / f"{key}.json"
+    arch = parse_arch(space.parent_arch_string(), space)
+    if model_path.exists() and info_path.exists():
+        model = tf.keras.models.load_model(model_path)
+        info = json.loads(info_path.read_text())
+        log(f"parent: reusing {model_path} (test accuracy {info['test_accuracy']:.4f})")
+    else:
+        log(f"parent: training the float {space.name} parent {arch.readable()} for {epochs} epochs (seed {seed})")
+        start = time.time()
+        model = train_parent(space, data, seed=seed, epochs=epochs)
+        _, test_acc = model.evaluate(data.x_test, data.y_test, verbose=0, batch_size=1000)
+        info = {"test_accuracy": float(test_acc), "arch": arch.to_string(), "space": space.name,
+                "data": data.name, "epochs": epochs, "seconds": round(time.time() - start, 1),
+                **run_record(seed)}
+        folder.mkdir(parents=True, exist_ok=True)
+        tmp = folder / f".{key}.tmp.keras"
+        model.save(tmp)
+        tmp.replace(model_path)
+        write_json_atomic(info_path, info)
+        log(f"parent: test accuracy {test_acc:.4f}, saved to {model_path} ({info['seconds']} s)")
+    return Parent(model=model, arch=arch, embedding_layers=block_output_names(model, len(arch)),
+                  test_accuracy=float(info["test_accuracy"]),
+                  bits=arch_bits(space, arch, data.input_shape, data.num_classes), source=str(model_path))
+
+
+def probe_batch(data: Dataset, n: int = 500, seed: int = 0) -> np.ndarray:
+    """A fixed subset of the validation split on which parent and children are compared."""
+    idx = np.random.default_rng(seed).choice(len(data.x_val), size=min(n, len(data.x_val)), replace=False)
+    return data.x_val[np.sort(idx)]
+
+
+def layer_names_or_default(model: tf.keras.Model, names: Sequence[str] | None, num_layers: int) -> list[str]:
+    """The named layers when given (checked), else each hidden block's output."""
+    if not names:
+        return block_output_names(model, num_layers)
+    missing = [n for n in names if n not in {lay.name for lay in model.layers}]
+    if missing:
+        raise ValueError(f"layers {missing} are not in model {model.name!r}; it has {[lay.name for lay in model.layers]}")
+    return list(names)

@@ -1,0 +1,145 @@
+"""Architecture strings: ``"WIDTH TYPE WIDTH TYPE ..."``, two integers per hidden layer.
+
+``"256 1 128 2"`` is 256 binary units then 128 ternary units. The readable form
+``"256:binary 128:ternary"`` is accepted too. With the space name and the data set, the string
+rebuilds the exact network (see ``enas.models.build_model``).
+"""
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+from typing import Sequence
+
+from enas.errors import UserInputError
+from enas.space import SearchSpace
+from quantize.types import LAYER_TYPES, get_layer_type, type_names
+
+EXPECTED_FORM = "expected 'WIDTH TYPE WIDTH TYPE ...' (e.g. '256 1 128 2') or '256:binary 128:ternary'"
+
+
+@dataclass(frozen=True)
+class Layer:
+    """One hidden layer: its width (units or filters) and its type code."""
+
+    width: int
+    type_code: int
+
+    @property
+    def type_name(self) -> str:
+        return LAYER_TYPES[self.type_code].name
+
+
+@dataclass(frozen=True)
+class Architecture:
+    """The hidden layers of a network, in order."""
+
+    layers: tuple[Layer, ...]
+
+    def __str__(self) -> str:
+        return self.to_string()
+
+    def __len__(self) -> int:
+        return len(self.layers)
+
+    @property
+    def widths(self) -> list[int]:
+        return [layer.width for layer in self.layers]
+
+    @property
+    def type_codes(self) -> list[int]:
+        return [layer.type_code for layer in self.layers]
+
+    def to_string(self) -> str:
+        """The canonical integer form, ``"256 1 128 2"``."""
+        return " ".join(f"{layer.width} {layer.type_code}" for layer in self.layers)
+
+    def readable(self) -> str:
+        """The readable form, ``"256:binary 128:ternary"``."""
+        return " ".join(f"{layer.width}:{layer.type_name}" for layer in self.layers)
+
+    def to_indices(self, space: SearchSpace) -> list[int]:
+        """The controller's decisions for this architecture (width index, type index per layer)."""
+        out: list[int] = []
+        for layer in self.layers:
+            if layer.width not in space.widths or layer.type_code not in space.types:
+                raise UserInputError(f"{self.readable()} is not in the search space's candidate choices")
+            out += [space.widths.index(layer.width), space.types.index(layer.type_code)]
+        return out
+
+    @classmethod
+    def from_indices(cls, decisions: Sequence[int], space: SearchSpace) -> "Architecture":
+        """Turn controller decisions ``[w0, t0, w1, t1, ...]`` (indices) into an architecture."""
+        if len(decisions) != 2 * space.num_layers:
+            raise UserInputError(f"expected {2 * space.num_layers} decisions, got {len(decisions)}")
+        return cls(tuple(
+            Layer(space.widths[decisions[i]], space.types[decisions[i + 1]])
+            for i in range(0, len(decisions), 2)
+        ))
+
+
+def parse_arch(text: str | Sequence[int], space: SearchSpace | None = None) -> Architecture:
+    """Parse an architecture string (integer or readable form), checking it against ``space``.
+
+    Brackets and commas, as in a pasted log line ``[256, 1, 128, 2]``, are ignored.
+    """
+    if not isinstance(text, str):
+        text = " ".join(str(t) for t in text)
+    tokens = re.sub(r"[\[\](),]", " ", text).split()
+    if not tokens:
+        raise UserInputError(f"empty architecture; {EXPECTED_FORM}")
+    if any(":" in tok for tok in tokens):
+        layers = [_parse_readable_token(tok, pos) for pos, tok in enumerate(tokens, 1)]
+    else:
+        layers = _parse_integer_tokens(tokens)
+    arch = Architecture(tuple(layers))
+    if space is not None:
+        check_arch(arch, space)
+    return arch
+
+
+def _parse_integer_tokens(tokens: list[str]) -> list[Layer]:
+    values = []
+    for pos, tok in enumerate(tokens, 1):
+        try:
+            values.append(int(tok))
+        except ValueError:
+            raise UserInputError(f"token {pos} ({tok!r}) is not an integer; {EXPECTED_FORM}") from None
+    if len(values) % 2:
+        raise UserInputError(
+            f"got {len(values)} integers, but an architecture has two per layer (WIDTH TYPE), "
+            f"so an even count; {EXPECTED_FORM}"
+        )
+    layers = []
+    for i in range(0, len(values), 2):
+        width, code = values[i], values[i + 1]
+        if code not in LAYER_TYPES:
+            raise UserInputError(
+                f"layer {i // 2 + 1}: unknown type code {code} (token {i + 2}); expected one of: {type_names()}"
+            )
+        layers.append(Layer(width, code))
+    return layers
+
+
+def _parse_readable_token(tok: str, pos: int) -> Layer:
+    width_text, _, type_text = tok.partition(":")
+    try:
+        width = int(width_text)
+    except ValueError:
+        raise UserInputError(f"token {pos} ({tok!r}): width {width_text!r} is not an integer; {EXPECTED_FORM}") from None
+    try:
+        layer_type = get_layer_type(type_text)
+    except ValueError as err:
+        raise UserInputError(f"token {pos} ({tok!r}): {err}") from None
+    return Layer(width, layer_type.code)
+
+
+def check_arch(arch: Architecture, space: SearchSpace) -> None:
+    """Refuse widths outside the space's range, with the layer and the range in the message."""
+    for i, layer in enumerate(arch.layers, 1):
+        if not space.min_width <= layer.width <= space.max_width:
+            raise UserInputError(
+                f"layer {i}: width {layer.width} is outside the {space.name} space's range "
+                f"{space.min_width}..{space.max_width}"
+            )
+    if len(arch) > 16:
+        raise UserInputError(f"{len(arch)} layers; at most 16 hidden layers are supported")
