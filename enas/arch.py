@@ -7,8 +7,8 @@ rebuilds the exact network (see ``enas.models.build_model``).
 from __future__ import annotations
 
 import re
+from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Sequence
 
 from enas.errors import UserInputError
 from enas.space import SearchSpace
@@ -67,7 +67,7 @@ class Architecture:
         return out
 
     @classmethod
-    def from_indices(cls, decisions: Sequence[int], space: SearchSpace) -> "Architecture":
+    def from_indices(cls, decisions: Sequence[int], space: SearchSpace) -> Architecture:
         """Turn controller decisions ``[w0, t0, w1, t1, ...]`` (indices) into an architecture."""
         if len(decisions) != 2 * space.num_layers:
             raise UserInputError(f"expected {2 * space.num_layers} decisions, got {len(decisions)}")

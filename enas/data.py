@@ -70,7 +70,7 @@ def load_dataset(dataset: str = "mnist", data_path: str | Path | None = None,
     if x_train.shape[1:] != x_test.shape[1:]:
         raise DataError(f"train images are {x_train.shape[1:]} but test images are {x_test.shape[1:]}; they must match")
     order = np.random.default_rng(seed).permutation(len(x_train))
-    n_val = max(1, int(round(len(x_train) * val_fraction)))
+    n_val = max(1, round(len(x_train) * val_fraction))
     val, train = order[:n_val], order[n_val:]
     num_classes = int(max(y_train.max(), y_test.max())) + 1
     return Dataset(name, x_train[train], y_train[train], x_train[val], y_train[val], x_test, y_test, num_classes)
@@ -134,7 +134,7 @@ def _load_keras(dataset: str) -> dict[str, np.ndarray]:
     loader = getattr(tf.keras.datasets, dataset)
     try:
         (x_train, y_train), (x_test, y_test) = loader.load_data()
-    except Exception as err:  # urllib raises several types; all mean "could not fetch"
+    except Exception as err:  # noqa: BLE001 - urllib/ssl/OS errors alike mean "could not fetch"
         raise DataError(f"could not download {dataset} ({type(err).__name__}); this machine may be offline: "
                         f"{OFFLINE_HINT}") from None
     return {"x_train": x_train, "y_train": y_train, "x_test": x_test, "y_test": y_test}

@@ -6,7 +6,7 @@ fixes, ReLU, global average pooling, Dense classifier, softmax. The classifier s
 """
 from __future__ import annotations
 
-from typing import Sequence
+from collections.abc import Sequence
 
 import numpy as np
 import tensorflow as tf

@@ -42,7 +42,7 @@ class SearchSpace:
         return " ".join(f"{w} 0" for w in self.parent_widths)
 
     def with_options(self, num_layers: int | None = None, widths: tuple[int, ...] | None = None,
-                     types: tuple[int, ...] | None = None) -> "SearchSpace":
+                     types: tuple[int, ...] | None = None) -> SearchSpace:
         """A copy with other search choices, checked."""
         space = replace(
             self,

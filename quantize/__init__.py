@@ -7,6 +7,6 @@ import os
 os.environ.setdefault("TF_USE_LEGACY_KERAS", "1")
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
-from quantize.types import LAYER_TYPES, LayerType, get_layer_type  # noqa: E402
+from quantize.types import LAYER_TYPES, LayerType, get_layer_type
 
 __all__ = ["LAYER_TYPES", "LayerType", "get_layer_type"]

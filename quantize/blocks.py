@@ -42,14 +42,14 @@ def hidden_block(
     if not first and not layer_type.quantized:
         layers.append(tf.keras.layers.ReLU(name=f"h{index}_act"))
     batchnorm = uses_batchnorm(layer_type, float_batchnorm)
-    common = dict(
-        input_quantizer=None if first else layer_type.input_quantizer(),
-        kernel_quantizer=layer_type.kernel_quantizer(),
-        kernel_constraint=layer_type.kernel_constraint(),
-        use_bias=not batchnorm,
-        kernel_initializer="glorot_uniform",
-        name=f"h{index}_linear",
-    )
+    common = {
+        "input_quantizer": None if first else layer_type.input_quantizer(),
+        "kernel_quantizer": layer_type.kernel_quantizer(),
+        "kernel_constraint": layer_type.kernel_constraint(),
+        "use_bias": not batchnorm,
+        "kernel_initializer": "glorot_uniform",
+        "name": f"h{index}_linear",
+    }
     if kind == "dense":
         layers.append(lq.layers.QuantDense(width, **common))
     elif kind == "conv":

@@ -15,8 +15,9 @@ types composes. The first layer's input (the pixels) is never quantized.
 """
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Any, Callable
+from typing import Any
 
 import larq as lq
 

@@ -5,8 +5,8 @@ from unittest import mock
 
 import numpy as np
 import pytest
-
 from conftest import SHARED_MNIST
+
 from enas.data import DataError, load_dataset, read_idx
 
 
@@ -89,9 +89,9 @@ def test_wrong_shapes_and_keys_are_refused(tmp_path):
 
 
 def test_offline_without_local_file_says_how_to_pass_data():
-    with mock.patch("tensorflow.keras.datasets.mnist.load_data", side_effect=OSError("no network")):
-        with pytest.raises(DataError, match="--data PATH"):
-            load_dataset("mnist")
+    with mock.patch("tensorflow.keras.datasets.mnist.load_data", side_effect=OSError("no network")), \
+            pytest.raises(DataError, match="--data PATH"):
+        load_dataset("mnist")
     with pytest.raises(DataError, match="unknown dataset"):
         load_dataset("cifar1000")
 

@@ -1,0 +1,72 @@
+"""Scoring a child with the shared weights: accuracy, similarity to the float parent, size, reward.
+
+The parent's side of the similarity loss (its embeddings and affinities on the fixed probe batch)
+is computed once, here, and never again. A child is calibrated (its own BatchNorm statistics) once
+per supernet state; the cache is cleared whenever the shared weights change.
+"""
+from __future__ import annotations
+
+import numpy as np
+
+from ecomp_tf.similarity import TSNELoss
+from enas.arch import Architecture
+from enas.data import Dataset
+from enas.models import arch_bits
+from enas.reward import RewardWeights
+from enas.supernet import Supernet
+from quantize.size import BITS_PER_KIB
+
+
+def probe_perplexity(num_points: int, preferred: float = 30.0) -> float:
+    """EComp's perplexity of 30, lowered for tiny probe batches (t-SNE needs perplexity well below n)."""
+    return float(min(preferred, max(2.0, (num_points - 1) / 3)))
+
+
+def matching_depths(num_child: int, num_parent: int) -> list[int]:
+    """For each parent embedding layer, the child layer at the same relative depth."""
+    return [max(0, round((k + 1) * num_child / num_parent) - 1) for k in range(num_parent)]
+
+
+class ChildEvaluator:
+    """Turns an architecture into its reward terms, using the supernet in inference mode."""
+
+    def __init__(self, supernet: Supernet, data: Dataset, parent_embeddings: list[np.ndarray], parent_bits: int,
+                 x_probe: np.ndarray, x_calib: np.ndarray, weights: RewardWeights):
+        self.supernet, self.data, self.weights = supernet, data, weights
+        self.parent_bits = parent_bits
+        self.x_probe, self.x_calib = x_probe, x_calib
+        self.perplexity = probe_perplexity(len(x_probe))
+        self.similarity = [TSNELoss(e.reshape(len(e), -1), perplexity=self.perplexity) for e in parent_embeddings]
+        self.depths = matching_depths(supernet.num_layers, len(parent_embeddings))
+        self._stats: dict[str, list] = {}
+        self._similarity: dict[str, float] = {}
+
+    def weights_changed(self) -> None:
+        """Forget calibrations and similarities: the shared weights were updated."""
+        self._stats.clear()
+        self._similarity.clear()
+
+    def bits(self, arch: Architecture) -> int:
+        return arch_bits(self.supernet.space, arch, self.data.input_shape, self.data.num_classes)
+
+    def evaluate(self, arch: Architecture, x: np.ndarray, y: np.ndarray) -> dict[str, float]:
+        """Reward terms of ``arch`` on the labelled batch ``x, y`` (plus probe-batch similarity)."""
+        key = arch.to_string()
+        if key not in self._stats:
+            self._stats[key] = self.supernet.calibrate(arch, self.x_calib)
+        probe = self.x_probe if key not in self._similarity else None
+        result = self.supernet.evaluate(arch, x, y, self._stats[key], x_probe=probe)
+        if probe is not None:
+            self._similarity[key] = float(sum(
+                loss(result.embeddings[d]) for loss, d in zip(self.similarity, self.depths)))
+        bits = self.bits(arch)
+        terms = self.weights.terms(result.accuracy, self._similarity[key], bits / self.parent_bits)
+        terms["kib"] = bits / BITS_PER_KIB
+        terms["val_loss"] = result.loss
+        return terms
+
+    def bn_stats(self, arch: Architecture) -> list:
+        key = arch.to_string()
+        if key not in self._stats:
+            self._stats[key] = self.supernet.calibrate(arch, self.x_calib)
+        return self._stats[key]

@@ -1,0 +1,257 @@
+"""The search loop: train the shared weights, then let the strategy learn from rewards, epoch after epoch.
+
+Each epoch:
+
+1. **child phase**: one pass over the training split; every minibatch trains the supernet through a
+   new child (drawn uniformly by default, or by the strategy with ``child_sampling="strategy"`` as in ENAS);
+2. **controller phase**: ``controller_steps`` times, the strategy samples ``controller_batch``
+   architectures, each is scored on one validation minibatch (inference mode, own BatchNorm
+   statistics) and the strategy updates on the rewards;
+3. "Here are 10 architectures": ten fresh samples scored on the whole validation split;
+4. a checkpoint of everything that the next epoch depends on.
+
+Every evaluation is appended to ``evaluations.jsonl``; the run ends by scoring the best candidates
+on the whole validation split and printing the ``train_arc.py`` command for the winner.
+"""
+from __future__ import annotations
+
+import json
+import math
+import time
+from collections.abc import Callable
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+
+import numpy as np
+import tensorflow as tf
+
+from ecomp_tf.parent import Parent, probe_batch
+from enas.arch import Architecture
+from enas.data import Dataset
+from enas.evaluator import ChildEvaluator
+from enas.reward import RewardWeights
+from enas.runinfo import run_record, write_json_atomic
+from enas.space import SearchSpace
+from enas.strategies import Strategy, make_strategy
+from enas.supernet import Supernet
+
+Log = Callable[[str], None]
+
+
+@dataclass
+class SearchConfig:
+    """Everything that defines a search run (written to ``config.json``)."""
+
+    strategy: str = "controller"
+    epochs: int = 10
+    batch_size: int = 100
+    learning_rate: float = 2e-3
+    child_sampling: str = "uniform"
+    controller_steps: int = 10
+    controller_batch: int = 10
+    eval_batch: int = 400
+    calib_size: int = 500
+    probe_size: int = 300
+    num_shown: int = 10
+    final_candidates: int = 10
+    reward: RewardWeights = field(default_factory=RewardWeights)
+    seed: int = 0
+
+    def to_dict(self) -> dict:
+        out = asdict(self)
+        out["reward"] = str(self.reward)
+        return out
+
+
+@dataclass
+class SearchResult:
+    best: Architecture
+    best_terms: dict[str, float]
+    candidates: list[tuple[Architecture, dict[str, float]]]
+    minutes: float
+
+
+class Search:
+    """One search run, resumable from its output folder."""
+
+    def __init__(self, space: SearchSpace, data: Dataset, parent: Parent, config: SearchConfig,
+                 output_dir: str | Path, log: Log = print):
+        self.space, self.data, self.parent, self.config, self.log = space, data, parent, config, log
+        self.output_dir = Path(output_dir)
+        self.supernet = Supernet(space, data.input_shape, data.num_classes, seed=config.seed,
+                                 learning_rate=config.learning_rate)
+        self.strategy: Strategy = make_strategy(config.strategy, space, seed=config.seed)
+        x_probe = probe_batch(data, config.probe_size, seed=config.seed)
+        calib = np.random.default_rng([config.seed, 1]).choice(len(data.x_train), min(config.calib_size,
+                                                                                       len(data.x_train)), replace=False)
+        self.evaluator = ChildEvaluator(self.supernet, data, parent.embeddings(x_probe), parent.bits, x_probe,
+                                        data.x_train[np.sort(calib)], config.reward)
+        self.epoch = tf.Variable(0, dtype=tf.int64, trainable=False, name="epoch")
+        self.ctrl_step = tf.Variable(0, dtype=tf.int64, trainable=False, name="ctrl_step")
+        self.checkpoint = tf.train.Checkpoint(supernet=self.supernet, optimizer=self.supernet.optimizer,
+                                              strategy=self.strategy, epoch=self.epoch, ctrl_step=self.ctrl_step)
+        self.manager = tf.train.CheckpointManager(self.checkpoint, self.output_dir / "checkpoints", max_to_keep=2)
+        self.writer = tf.summary.create_file_writer(str(self.output_dir / "tensorboard"))
+        self.history_path = self.output_dir / "evaluations.jsonl"
+        self.start_time = time.time()
+        self.minutes_before = 0.0
+
+    # ------------------------------------------------------------------ state
+    def restore(self) -> bool:
+        """Continue from the latest checkpoint; False when there is none."""
+        latest = self.manager.latest_checkpoint
+        if latest is None:
+            return False
+        self.checkpoint.restore(latest)
+        done = int(self.epoch.numpy())
+        state_path = self.output_dir / "state.json"
+        if state_path.exists():
+            self.minutes_before = json.loads(state_path.read_text()).get("minutes", 0.0)
+        if self.history_path.exists():  # drop evaluations of an epoch that did not finish
+            lines = [ln for ln in self.history_path.read_text().splitlines() if ln and json.loads(ln)["epoch"] <= done]
+            self.history_path.write_text("".join(line + "\n" for line in lines))
+        self.log(f"resumed from {latest}: {done} epochs done, continuing at epoch {done + 1}")
+        return True
+
+    def minutes(self) -> float:
+        return self.minutes_before + (time.time() - self.start_time) / 60
+
+    def _record(self, epoch: int, phase: str, arch: Architecture, terms: dict[str, float]) -> None:
+        with self.history_path.open("a") as f:
+            f.write(json.dumps({"epoch": epoch, "phase": phase, "arch": arch.to_string(),
+                                **{k: round(v, 6) for k, v in terms.items()}}) + "\n")
+
+    # ------------------------------------------------------------------ phases
+    def _child_phase(self, epoch: int) -> None:
+        cfg, data = self.config, self.data
+        rng = np.random.default_rng([cfg.seed, epoch, 0])
+        order = rng.permutation(len(data.x_train))
+        steps = len(order) // cfg.batch_size
+        if cfg.child_sampling == "strategy":
+            children = self.strategy.sample(steps)
+        else:
+            sizes = [len(self.space.widths), len(self.space.types)] * self.space.num_layers
+            children = [[int(rng.integers(k)) for k in sizes] for _ in range(steps)]
+        loss_sum, correct = 0.0, 0
+        for step in range(steps):
+            idx = order[step * cfg.batch_size:(step + 1) * cfg.batch_size]
+            out = self.supernet.train_step(data.x_train[idx], data.y_train[idx],
+                                           Architecture.from_indices(children[step], self.space))
+            loss_sum += out["loss"]
+            correct += out["correct"]
+        self.evaluator.weights_changed()
+        global_step = int(self.supernet.step.numpy())
+        lr = float(self.supernet.optimizer.learning_rate)
+        self.log(f"epoch={epoch:<3d} ch_step={global_step:<6d} loss={loss_sum / steps:.4f} lr={lr:.4g} "
+                 f"|g|={out['grad_norm']:.3f} tr_acc={correct}/{steps * cfg.batch_size} mins={self.minutes():.2f}")
+        with self.writer.as_default(step=global_step):
+            tf.summary.scalar("child/loss", loss_sum / steps)
+            tf.summary.scalar("child/train_accuracy", correct / (steps * cfg.batch_size))
+            tf.summary.scalar("child/lr", lr)
+
+    def _controller_phase(self, epoch: int) -> None:
+        cfg, data = self.config, self.data
+        rng = np.random.default_rng([cfg.seed, epoch, 1])
+        for _ in range(cfg.controller_steps):
+            idx = rng.choice(len(data.x_val), min(cfg.eval_batch, len(data.x_val)), replace=False)
+            decisions = self.strategy.sample(cfg.controller_batch)
+            archs = [Architecture.from_indices(d, self.space) for d in decisions]
+            terms = [self.evaluator.evaluate(a, data.x_val[idx], data.y_val[idx]) for a in archs]
+            for arch, t in zip(archs, terms):
+                self._record(epoch, "controller", arch, t)
+            stats = self.strategy.update(decisions, [t["reward"] for t in terms])
+            self.ctrl_step.assign_add(1)
+            mean = {k: float(np.mean([t[k] for t in terms])) for k in ("reward", "acc", "sim", "size_ratio")}
+            self.log(f"ctrl_step={int(self.ctrl_step.numpy()):<5d} loss={stats.get('loss', 0.0):.4f} "
+                     f"ent={stats.get('entropy', 0.0):.3f} reward={mean['reward']:.4f} acc={mean['acc']:.4f} "
+                     f"sim={mean['sim']:.4f} size={mean['size_ratio']:.4f} bl={stats.get('baseline', 0.0):.4f} "
+                     f"mins={self.minutes():.2f}")
+            with self.writer.as_default(step=int(self.ctrl_step.numpy())):
+                for key, value in {**stats, **{f"reward/{k}": v for k, v in mean.items()}}.items():
+                    tf.summary.scalar(f"controller/{key}" if "/" not in key else key, value)
+        self._log_probabilities()
+
+    def _log_probabilities(self) -> None:
+        probs = self.strategy.probabilities()
+        if probs is None:
+            return
+        with self.writer.as_default(step=int(self.ctrl_step.numpy())):
+            for i, p in enumerate(probs):
+                layer, what = i // 2, ("width" if i % 2 == 0 else "type")
+                names = self.space.widths if what == "width" else self.space.types
+                for name, value in zip(names, p):
+                    label = name if what == "width" else f"{name}"
+                    tf.summary.scalar(f"policy/layer{layer}_{what}/{label}", float(value))
+
+    def _show_architectures(self, epoch: int) -> list[tuple[Architecture, dict[str, float]]]:
+        self.log(f"Here are {self.config.num_shown} architectures")
+        shown = []
+        for decisions in self.strategy.sample(self.config.num_shown):
+            arch = Architecture.from_indices(decisions, self.space)
+            terms = self.evaluator.evaluate(arch, self.data.x_val, self.data.y_val)
+            self._record(epoch, "shown", arch, terms)
+            shown.append((arch, terms))
+            self.log(f"[{arch.to_string()}] {arch.readable()}")
+            self.log(f"val_acc={terms['acc']:.4f} size={terms['kib']:.2f}KiB ratio={terms['size_ratio']:.4f} "
+                     f"sim={terms['sim']:.4f} reward={terms['reward']:.4f}")
+            self.log("-" * 51)
+        with self.writer.as_default(step=epoch):
+            table = "\n".join(f"| `{a.to_string()}` | {a.readable()} | {t['acc']:.4f} | {t['kib']:.2f} | "
+                              f"{t['sim']:.4f} | {t['reward']:.4f} |" for a, t in shown)
+            tf.summary.text("architectures", "| arch | readable | val_acc | KiB | sim | reward |\n"
+                                             "|---|---|---|---|---|---|\n" + table)
+        return shown
+
+    # ------------------------------------------------------------------ run
+    def run(self) -> SearchResult:
+        cfg = self.config
+        start = int(self.epoch.numpy())
+        for epoch in range(start + 1, cfg.epochs + 1):
+            self.log(f"Epoch {epoch}: training shared weights")
+            self._child_phase(epoch)
+            self.log(f"Epoch {epoch}: training controller ({cfg.strategy})")
+            self._controller_phase(epoch)
+            self._show_architectures(epoch)
+            self.epoch.assign(epoch)
+            self.manager.save(checkpoint_number=epoch)
+            write_json_atomic(self.output_dir / "state.json", {"epochs_done": epoch, "minutes": self.minutes()})
+            self.writer.flush()
+        return self.finish()
+
+    def finish(self) -> SearchResult:
+        """Score the most promising architectures on the whole validation split and pick the best."""
+        epoch = int(self.epoch.numpy())
+        seen: dict[str, float] = {}
+        if self.history_path.exists():
+            for line in self.history_path.read_text().splitlines():
+                row = json.loads(line)
+                seen[row["arch"]] = max(seen.get(row["arch"], -math.inf), row["reward"])
+        ranked = sorted(seen, key=seen.get, reverse=True)[: self.config.final_candidates]
+        guess = self.strategy.best_guess()
+        if guess is not None:
+            ranked.append(Architecture.from_indices(guess, self.space).to_string())
+        candidates = []
+        for text in dict.fromkeys(ranked):
+            arch = _arch_from_string(text)
+            terms = self.evaluator.evaluate(arch, self.data.x_val, self.data.y_val)
+            self._record(epoch + 1, "final", arch, terms)
+            candidates.append((arch, terms))
+        candidates.sort(key=lambda item: item[1]["reward"], reverse=True)
+        best, best_terms = candidates[0]
+        return SearchResult(best, best_terms, candidates, self.minutes())
+
+
+def _arch_from_string(text: str) -> Architecture:
+    from enas.arch import parse_arch
+
+    return parse_arch(text)
+
+
+def write_summary(search: Search, result: SearchResult, retrain_command: str, extra: dict) -> None:
+    """``result.json``: the winner, the candidates, the config and the provenance."""
+    write_json_atomic(search.output_dir / "result.json", {
+        "best_arch": result.best.to_string(), "best_readable": result.best.readable(),
+        "best": result.best_terms, "retrain_command": retrain_command, "minutes": round(result.minutes, 2),
+        "candidates": [{"arch": a.to_string(), **t} for a, t in result.candidates],
+        "config": search.config.to_dict(), "space": search.space.name, **extra, **run_record(search.config.seed),
+    })

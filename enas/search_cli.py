@@ -1,0 +1,110 @@
+"""What ``search_arc_mnist.py`` does, importable: check the flags, load data and parent, search, report."""
+from __future__ import annotations
+
+import argparse
+import json
+import shlex
+import sys
+from pathlib import Path
+
+from enas.errors import UserInputError
+from enas.reward import RewardWeights
+from enas.space import SearchSpace, get_space
+from enas.strategies import STRATEGIES
+from quantize.types import get_layer_type
+
+
+def _log(line: str) -> None:
+    print(line, flush=True)
+
+
+def space_from_args(args: argparse.Namespace) -> SearchSpace:
+    space = get_space(args.space)
+    widths = types = None
+    if args.widths:
+        try:
+            widths = tuple(int(w) for w in args.widths.split(",") if w.strip())
+        except ValueError:
+            raise UserInputError(f"--widths {args.widths!r}: expected comma-separated integers, e.g. 16,64,256") from None
+    if args.types:
+        try:
+            types = tuple(get_layer_type(t.strip()).code for t in args.types.split(",") if t.strip())
+        except ValueError as err:
+            raise UserInputError(f"--types {args.types!r}: {err}") from None
+    return space.with_options(num_layers=args.num_layers, widths=widths, types=types)
+
+
+def check_args(args: argparse.Namespace) -> None:
+    for flag in ("epochs", "batch_size", "controller_steps", "controller_batch"):
+        if getattr(args, flag) < 1:
+            raise UserInputError(f"--{flag} must be a positive integer, got {getattr(args, flag)}")
+    if args.lr <= 0:
+        raise UserInputError(f"--lr must be positive, got {args.lr}")
+    if args.strategy not in STRATEGIES:
+        raise UserInputError(f"--strategy {args.strategy!r}: expected one of {', '.join(STRATEGIES)}")
+
+
+def retrain_command(arch_string: str, args: argparse.Namespace) -> str:
+    """The exact command that retrains the winner to convergence."""
+    parts = ["python", "train_arc.py", "-fixed_arc", arch_string, "--space", args.space]
+    parts += ["--data", args.data] if args.data else ["--dataset", args.dataset]
+    parts += ["--seed", str(args.seed)]
+    return " ".join(shlex.quote(p) for p in parts)
+
+
+def run_from_args(args: argparse.Namespace, argv: list[str]) -> int:
+    from ecomp_tf.parent import get_parent
+    from enas.data import load_dataset
+    from enas.search import Search, SearchConfig, write_summary
+    from enas.seeding import seed_everything
+
+    check_args(args)
+    space = space_from_args(args)
+    config = SearchConfig(strategy=args.strategy, epochs=args.epochs, batch_size=args.batch_size,
+                          learning_rate=args.lr, child_sampling=args.child_sampling,
+                          controller_steps=args.controller_steps, controller_batch=args.controller_batch,
+                          reward=RewardWeights.parse(args.reward_weights), seed=args.seed)
+    output_dir = Path(args.output_dir or f"runs/search/{space.name}-{args.strategy}-seed{args.seed}")
+    _prepare_output(output_dir, config, args.resume)
+    seed_everything(args.seed)
+    data = load_dataset(args.dataset, args.data, seed=args.seed)
+    _log(f"data: {data.describe()}")
+    _log(f"space: {space.name}, {space.num_layers} layers, widths {list(space.widths)}, types {list(space.types)}; "
+         f"strategy {args.strategy}; reward weights {config.reward}; seed {args.seed}")
+    parent = get_parent(get_space(args.space), data, seed=args.seed, cache_dir=args.cache_dir, log=_log)
+    search = Search(space, data, parent, config, output_dir, log=_log)
+    if args.resume and not search.restore():
+        _log(f"no checkpoint in {output_dir}: starting from the beginning")
+    result = search.run()
+    command = retrain_command(result.best.to_string(), args)
+    t = result.best_terms
+    _log("=" * 51)
+    _log(f"best architecture: {result.best.to_string()}   ({result.best.readable()})")
+    _log(f"shared-weight val_acc={t['acc']:.4f} size={t['kib']:.2f}KiB ratio={t['size_ratio']:.4f} "
+         f"sim={t['sim']:.4f} reward={t['reward']:.4f} minutes={result.minutes:.2f}")
+    _log(f"retrain it with:\n{command}")
+    write_summary(search, result, command, {"data": data.name, "parent": {"source": parent.source,
+                                                                          "test_accuracy": parent.test_accuracy}})
+    return 0
+
+
+def _prepare_output(output_dir: Path, config, resume: bool) -> None:
+    config_path = output_dir / "config.json"
+    if config_path.exists() and not resume:
+        raise UserInputError(f"{output_dir} already holds a search; pass --resume to continue it, "
+                             f"or choose another --output_dir")
+    try:
+        output_dir.mkdir(parents=True, exist_ok=True)
+        probe = output_dir / ".write-test"
+        probe.write_text("")
+        probe.unlink()
+    except OSError as err:
+        raise UserInputError(f"cannot write to --output_dir {output_dir}: {err.strerror}") from None
+    if resume and config_path.exists():
+        saved = json.loads(config_path.read_text())
+        if saved != config.to_dict():
+            changed = sorted(k for k in saved if saved.get(k) != config.to_dict().get(k))
+            raise UserInputError(f"--resume with different settings ({', '.join(changed)}) than the run in "
+                                 f"{output_dir}; repeat the original flags")
+    config_path.write_text(json.dumps(config.to_dict(), indent=2) + "\n")
+    print(f"output: {output_dir}", file=sys.stdout, flush=True)

@@ -1,0 +1,168 @@
+"""Supernet, reward, search loop, resume and the search CLI (issue: controller search)."""
+import json
+
+import numpy as np
+import pytest
+import tensorflow as tf
+
+import search_arc_mnist
+from ecomp_tf.parent import get_parent
+from enas.arch import parse_arch
+from enas.data import load_dataset
+from enas.evaluator import matching_depths
+from enas.reward import RewardWeights
+from enas.search import Search, SearchConfig
+from enas.seeding import seed_everything
+from enas.space import get_space
+from enas.strategies import RandomStrategy, make_strategy
+from enas.supernet import Supernet
+
+SHAPE = (8, 8, 1)
+
+
+@pytest.fixture(scope="module")
+def toy_npz(tmp_path_factory):
+    """A tiny learnable data set: the class is which image quadrant is bright."""
+    rng = np.random.default_rng(0)
+
+    def make(n):
+        y = rng.integers(0, 4, n)
+        x = rng.integers(0, 60, (n, 8, 8)).astype(np.uint8)
+        for i, c in enumerate(y):
+            r, col = divmod(int(c), 2)
+            x[i, r * 4:(r + 1) * 4, col * 4:(col + 1) * 4] += 150
+        return x, y.astype(np.uint8)
+
+    (xtr, ytr), (xte, yte) = make(300), make(60)
+    path = tmp_path_factory.mktemp("data") / "toy.npz"
+    np.savez(path, x_train=xtr, y_train=ytr, x_test=xte, y_test=yte)
+    return path
+
+
+@pytest.mark.parametrize("space_name,archs", [
+    ("mlp", ["16 1 8 2", "32 0 4 4", "4 5 32 3"]),
+    ("conv", ["8 1 4 2 8 4", "4 0 8 5 4 3"]),
+])
+def test_supernet_child_equals_standalone_model(space_name, archs):
+    space = get_space(space_name).with_options(widths=(4, 8, 16, 32) if space_name == "mlp" else (4, 8))
+    net = Supernet(space, SHAPE, 4, seed=1)
+    rng = np.random.default_rng(0)
+    x = rng.random((32, *SHAPE), dtype=np.float32)
+    y = rng.integers(0, 4, 32).astype(np.int32)
+    for text in archs * 2:  # move every weight away from its initial value
+        net.train_step(x, y, parse_arch(text))
+    for text in archs:
+        arch = parse_arch(text)
+        stats = net.calibrate(arch, x)
+        model = net.export_child(arch, stats)
+        expected = model.predict(x, verbose=0)
+        logits, _ = net._infer(tf.constant(x), *net.child_tensors(arch), stats)
+        np.testing.assert_allclose(tf.nn.softmax(logits).numpy(), expected, atol=1e-5)
+        result = net.evaluate(arch, x, y, stats, x_probe=x[:5])
+        assert result.accuracy == pytest.approx(np.mean(np.argmax(expected, 1) == y))
+        assert [e.shape[0] for e in result.embeddings] == [5] * len(arch)
+
+
+def test_binary_kernels_stay_clipped_and_other_types_untouched():
+    space = get_space("mlp").with_options(widths=(8,), types=(0, 1))
+    net = Supernet(space, SHAPE, 4, seed=0, learning_rate=1.0)
+    x = np.random.default_rng(0).random((16, *SHAPE), dtype=np.float32)
+    before = net.kernels[0][1].numpy().copy()
+    net.train_step(x, np.zeros(16, np.int32), parse_arch("8 0 8 0"))
+    assert np.abs(net.kernels[0][1].numpy()).max() <= 1.0
+    net.train_step(x, np.zeros(16, np.int32), parse_arch("8 1 8 1"))
+    assert np.abs(net.kernels[0][1].numpy()).max() <= 1.0 and not np.allclose(net.kernels[0][1].numpy(), before)
+
+
+def test_reward_formula_and_weights_parsing():
+    w = RewardWeights.parse("1, 2, 0.5")
+    assert w.reward(0.9, 0.3, 0.1) == pytest.approx(0.9 - 0.6 + 0.45)
+    for bad in ("1,2", "a,b,c", "1,-1,1"):
+        with pytest.raises(ValueError, match="reward_weights"):
+            RewardWeights.parse(bad)
+
+
+def test_matching_depths():
+    assert matching_depths(3, 3) == [0, 1, 2]
+    assert matching_depths(4, 2) == [1, 3]
+    assert matching_depths(2, 3) == [0, 0, 1] or matching_depths(2, 3) == [0, 1, 1]
+
+
+def test_strategies_are_seeded_and_random_covers_the_space():
+    space = get_space("mlp")
+    a, b = RandomStrategy(space, seed=3), RandomStrategy(space, seed=3)
+    assert a.sample(5) == b.sample(5)
+    draws = np.array(RandomStrategy(space, seed=4).sample(600))
+    assert set(draws[:, 0]) == set(range(len(space.widths))) and set(draws[:, 1]) == set(range(len(space.types)))
+    c1, c2 = make_strategy("controller", space, seed=7), make_strategy("controller", space, seed=7)
+    assert c1.sample(4) == c2.sample(4)
+    with pytest.raises(ValueError, match="unknown strategy"):
+        make_strategy("bayes", space)
+
+
+def _tiny_search(toy_npz, out, epochs, cache):
+    seed_everything(0)
+    space = get_space("mlp").with_options(widths=(4, 8, 16), types=(0, 1, 3))
+    data = load_dataset(data_path=toy_npz, seed=0, val_fraction=0.2)
+    parent = get_parent(get_space("mlp"), data, seed=0, cache_dir=cache, epochs=2, log=lambda s: None)
+    config = SearchConfig(epochs=epochs, batch_size=50, controller_steps=2, controller_batch=4, eval_batch=30,
+                          calib_size=60, probe_size=40, num_shown=3, final_candidates=3, seed=0)
+    return Search(space, data, parent, config, out, log=lambda s: None)
+
+
+def _evaluated(folder):
+    return [json.loads(line)["arch"] for line in (folder / "evaluations.jsonl").read_text().splitlines()]
+
+
+def test_resume_gives_the_same_state_as_an_uninterrupted_run(toy_npz, tmp_path):
+    cache = tmp_path / "cache"
+    full = _tiny_search(toy_npz, tmp_path / "full", 2, cache)
+    full_result = full.run()
+    first = _tiny_search(toy_npz, tmp_path / "part", 1, cache)
+    first.run()  # stops after epoch 1, as an interrupted run would
+    resumed = _tiny_search(toy_npz, tmp_path / "part", 2, cache)
+    assert resumed.restore()
+    assert int(resumed.epoch.numpy()) == 1
+    resumed_result = resumed.run()
+    for a, b in zip(full.supernet.trainable_variables, resumed.supernet.trainable_variables):
+        np.testing.assert_allclose(a.numpy(), b.numpy(), rtol=1e-5, atol=1e-6)
+    for a, b in zip(full.strategy.trainable_variables, resumed.strategy.trainable_variables):
+        np.testing.assert_allclose(a.numpy(), b.numpy(), rtol=1e-5, atol=1e-6)
+    assert _evaluated(tmp_path / "full") == _evaluated(tmp_path / "part")
+    assert full_result.best == resumed_result.best
+    assert full.strategy.sample(3) == resumed.strategy.sample(3)
+
+
+@pytest.mark.parametrize("flags,message", [
+    (["--epochs", "0"], "--epochs must be a positive integer"),
+    (["--reward_weights", "1,2"], "expected three comma-separated numbers"),
+    (["--space", "rnn"], "unknown search space 'rnn'"),
+    (["--widths", "8,x"], "--widths '8,x': expected comma-separated integers"),
+    (["--types", "0,octal"], "unknown layer type 'octal'"),
+    (["--strategy", "bayes"], "--strategy 'bayes'"),
+    (["--num_layers", "40"], "num_layers must be between 1 and 16"),
+    (["--data", "/nonexistent/x.npz"], "does not exist"),
+])
+def test_malformed_flags_get_clear_messages(flags, message, tmp_path, capsys):
+    rc = search_arc_mnist.main([*flags, "--output_dir", str(tmp_path / "o")])
+    assert rc == 2
+    assert message in capsys.readouterr().err
+
+
+def test_cli_end_to_end_prints_a_runnable_retrain_command(toy_npz, tmp_path, capsys):
+    out = tmp_path / "run"
+    argv = ["--data", str(toy_npz), "--widths", "4,8", "--types", "0,1", "--epochs", "1", "--batch_size", "50",
+            "--controller_steps", "1", "--controller_batch", "3", "--output_dir", str(out),
+            "--cache_dir", str(tmp_path / "cache")]
+    assert search_arc_mnist.main(argv) == 0
+    printed = capsys.readouterr().out
+    assert "Here are 10 architectures" in printed and "ctrl_step=" in printed and "ch_step=" in printed
+    result = json.loads((out / "result.json").read_text())
+    assert result["retrain_command"] in printed
+    assert result["retrain_command"].startswith("python train_arc.py -fixed_arc ")
+    assert parse_arch(result["best_arch"], get_space("mlp"))
+    assert result["seed"] == 0 and "tensorflow" in result["versions"] and "command" in result
+    # the same folder again without --resume is refused; with --resume but other settings too
+    assert search_arc_mnist.main(argv) == 2
+    assert search_arc_mnist.main([*argv, "--resume", "--seed", "5"]) == 2
+    assert "different settings" in capsys.readouterr().err
