@@ -56,22 +56,24 @@ def test_supernet_child_equals_standalone_model(space_name, archs):
         stats = net.calibrate(arch, x)
         model = net.export_child(arch, stats)
         expected = model.predict(x, verbose=0)
-        logits, _ = net._infer(tf.constant(x), *net.child_tensors(arch), stats)
+        logits = net.predict_logits(arch, x, stats)
         np.testing.assert_allclose(tf.nn.softmax(logits).numpy(), expected, atol=1e-5)
         result = net.evaluate(arch, x, y, stats, x_probe=x[:5])
         assert result.accuracy == pytest.approx(np.mean(np.argmax(expected, 1) == y))
         assert [e.shape[0] for e in result.embeddings] == [5] * len(arch)
 
 
-def test_binary_kernels_stay_clipped_and_other_types_untouched():
+def test_only_the_childs_weights_move_and_binary_kernels_stay_clipped():
     space = get_space("mlp").with_options(widths=(8,), types=(0, 1))
     net = Supernet(space, SHAPE, 4, seed=0, learning_rate=1.0)
     x = np.random.default_rng(0).random((16, *SHAPE), dtype=np.float32)
-    before = net.kernels[0][1].numpy().copy()
+    gamma = net.gammas[1][1].numpy().copy()
     net.train_step(x, np.zeros(16, np.int32), parse_arch("8 0 8 0"))
-    assert np.abs(net.kernels[0][1].numpy()).max() <= 1.0
+    np.testing.assert_array_equal(net.gammas[1][1].numpy(), gamma)  # a float child leaves binary BN alone
+    before = net.kernels[1].numpy().copy()
     net.train_step(x, np.zeros(16, np.int32), parse_arch("8 1 8 1"))
-    assert np.abs(net.kernels[0][1].numpy()).max() <= 1.0 and not np.allclose(net.kernels[0][1].numpy(), before)
+    assert np.abs(net.kernels[1].numpy()).max() <= 1.0 and not np.allclose(net.kernels[1].numpy(), before)
+    assert not np.allclose(net.gammas[1][1].numpy(), gamma)
 
 
 def test_reward_formula_and_weights_parsing():
