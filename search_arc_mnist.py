@@ -22,7 +22,7 @@ DEFAULT_SPACE = "mlp"
 def build_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--space", default=DEFAULT_SPACE, help="search space: mlp or conv (default %(default)s)")
-    p.add_argument("--num_layers", type=int, help="hidden layers to search (default: the space's, mlp 2, conv 3)")
+    p.add_argument("--num_layers", type=int, help="hidden layers to search (default: the space's, mlp 2, conv 4)")
     p.add_argument("--widths", help="candidate widths, comma-separated (default: mlp 16..512, conv 8..128)")
     p.add_argument("--types", help="candidate layer types, codes or names, comma-separated (default: all six)")
     p.add_argument("--dataset", default="mnist", help="mnist or fashion_mnist, downloaded once (default %(default)s)")
@@ -38,7 +38,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--controller_batch", type=int, default=10,
                    help="architectures sampled and scored per update (default %(default)s)")
     p.add_argument("--batch_size", type=int, default=100, help="minibatch of the shared weights (default %(default)s)")
-    p.add_argument("--lr", type=float, default=2e-3, help="Adam learning rate of the shared weights (default %(default)s)")
+    p.add_argument("--lr", type=float, default=2e-3, help="Adam learning rate of the shared weights, cosine-decayed over the search (default %(default)s)")
     p.add_argument("--seed", type=int, default=0, help="seeds every random choice (default %(default)s)")
     p.add_argument("--output_dir", help="where checkpoints, logs and results go (default runs/search/<space>-seed<S>)")
     p.add_argument("--cache_dir", default="cache", help="where the float parent is cached (default %(default)s)")

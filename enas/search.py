@@ -50,7 +50,7 @@ class SearchConfig:
     controller_steps: int = 10
     controller_batch: int = 10
     eval_batch: int = 400
-    calib_size: int = 500
+    calib_size: int = 256
     probe_size: int = 300
     num_shown: int = 10
     final_candidates: int = 10
@@ -78,8 +78,9 @@ class Search:
                  output_dir: str | Path, log: Log = print):
         self.space, self.data, self.parent, self.config, self.log = space, data, parent, config, log
         self.output_dir = Path(output_dir)
+        steps_per_epoch = len(data.x_train) // config.batch_size
         self.supernet = Supernet(space, data.input_shape, data.num_classes, seed=config.seed,
-                                 learning_rate=config.learning_rate)
+                                 learning_rate=config.learning_rate, decay_steps=config.epochs * steps_per_epoch)
         self.strategy: Strategy = make_strategy(config.strategy, space, seed=config.seed)
         x_probe = probe_batch(data, config.probe_size, seed=config.seed)
         calib = np.random.default_rng([config.seed, 1]).choice(len(data.x_train), min(config.calib_size,
@@ -141,7 +142,7 @@ class Search:
             correct += out["correct"]
         self.evaluator.weights_changed()
         global_step = int(self.supernet.step.numpy())
-        lr = float(self.supernet.optimizer.learning_rate)
+        lr = self.supernet.current_lr()
         self.log(f"epoch={epoch:<3d} ch_step={global_step:<6d} loss={loss_sum / steps:.4f} lr={lr:.4g} "
                  f"|g|={out['grad_norm']:.3f} tr_acc={correct}/{steps * cfg.batch_size} mins={self.minutes():.2f}")
         with self.writer.as_default(step=global_step):
@@ -203,10 +204,13 @@ class Search:
         return shown
 
     # ------------------------------------------------------------------ run
-    def run(self) -> SearchResult:
+    def run(self, stop_after: int | None = None) -> SearchResult | None:
+        """Run the remaining epochs and pick the winner; ``stop_after`` ends early (returns None), as a kill would."""
         cfg = self.config
         start = int(self.epoch.numpy())
         for epoch in range(start + 1, cfg.epochs + 1):
+            if stop_after is not None and epoch > stop_after:
+                return None
             self.log(f"Epoch {epoch}: training shared weights")
             self._child_phase(epoch)
             self.log(f"Epoch {epoch}: training controller ({cfg.strategy})")

@@ -75,7 +75,7 @@ SPACES: dict[str, SearchSpace] = {
         min_width=4, max_width=4096, float_batchnorm=False, parent_widths=(256, 256),
     ),
     "conv": SearchSpace(
-        name="conv", kind="conv", num_layers=3, widths=(8, 16, 32, 64, 128),
+        name="conv", kind="conv", num_layers=4, widths=(8, 16, 32, 64, 128),
         min_width=4, max_width=1024, float_batchnorm=True, parent_widths=(32, 64, 128),
     ),
 }

@@ -45,7 +45,7 @@ class Supernet(tf.Module):
     """Shared weights for every child of ``space`` on inputs of ``input_shape``."""
 
     def __init__(self, space: SearchSpace, input_shape: Sequence[int], num_classes: int, seed: int = 0,
-                 learning_rate: float = 2e-3, name: str = "supernet"):
+                 learning_rate: float = 2e-3, decay_steps: int | None = None, name: str = "supernet"):
         super().__init__(name=name)
         self.space = space
         self.input_shape = tuple(int(d) for d in input_shape)
@@ -78,10 +78,15 @@ class Supernet(tf.Module):
         self._kernel_quantizers = [t.kernel_quantizer() for t in self.types]
         self._input_quantizers = [t.input_quantizer() for t in self.types]
         self._uses_bn = [uses_batchnorm(t, space.float_batchnorm) for t in self.types]
-        self.optimizer = tf.keras.optimizers.legacy.Adam(learning_rate)
+        self.schedule = (tf.keras.optimizers.schedules.CosineDecay(learning_rate, decay_steps, alpha=0.05)
+                         if decay_steps else (lambda step: learning_rate))
+        self.optimizer = tf.keras.optimizers.legacy.Adam(self.schedule if decay_steps else learning_rate)
         self.step = tf.Variable(0, dtype=tf.int64, trainable=False, name="step")
 
     # ------------------------------------------------------------------ children
+    def current_lr(self) -> float:
+        return float(self.schedule(self.step))
+
     def _child(self, arch: Architecture) -> list[tuple[int, int]]:
         """(width, type index) per layer, checked against this supernet."""
         if len(arch) != self.num_layers:

@@ -44,7 +44,8 @@ def toy_npz(tmp_path_factory):
     ("conv", ["8 1 4 2 8 4", "4 0 8 5 4 3"]),
 ])
 def test_supernet_child_equals_standalone_model(space_name, archs):
-    space = get_space(space_name).with_options(widths=(4, 8, 16, 32) if space_name == "mlp" else (4, 8))
+    space = get_space(space_name).with_options(num_layers=len(parse_arch(archs[0])),
+                                               widths=(4, 8, 16, 32) if space_name == "mlp" else (4, 8))
     net = Supernet(space, SHAPE, 4, seed=1)
     rng = np.random.default_rng(0)
     x = rng.random((32, *SHAPE), dtype=np.float32)
@@ -120,8 +121,8 @@ def test_resume_gives_the_same_state_as_an_uninterrupted_run(toy_npz, tmp_path):
     cache = tmp_path / "cache"
     full = _tiny_search(toy_npz, tmp_path / "full", 2, cache)
     full_result = full.run()
-    first = _tiny_search(toy_npz, tmp_path / "part", 1, cache)
-    first.run()  # stops after epoch 1, as an interrupted run would
+    first = _tiny_search(toy_npz, tmp_path / "part", 2, cache)
+    assert first.run(stop_after=1) is None  # stops after epoch 1, as an interrupted run would
     resumed = _tiny_search(toy_npz, tmp_path / "part", 2, cache)
     assert resumed.restore()
     assert int(resumed.epoch.numpy()) == 1
