@@ -41,8 +41,14 @@ class Parent:
     def embeddings(self, x: np.ndarray, batch_size: int = 500) -> list[np.ndarray]:
         """Activations of the embedding layers on ``x`` (inference mode), one array per layer."""
         probe = tf.keras.Model(self.model.inputs, [self.model.get_layer(n).output for n in self.embedding_layers])
-        outs = probe.predict(x, batch_size=batch_size, verbose=0)
+        outs = probe.predict(as_model_input(self.model, x), batch_size=batch_size, verbose=0)
         return [np.asarray(o) for o in (outs if isinstance(outs, list) else [outs])]
+
+
+def as_model_input(model: tf.keras.Model, x: np.ndarray) -> np.ndarray:
+    """Images reshaped to what ``model`` takes, when only the layout differs ((28, 28, 1) -> (784,))."""
+    want = tuple(model.input_shape[1:])
+    return x if tuple(x.shape[1:]) == want else x.reshape((len(x), *want))
 
 
 def data_fingerprint(data: Dataset) -> str:

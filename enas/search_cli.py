@@ -18,7 +18,8 @@ def _log(line: str) -> None:
     print(line, flush=True)
 
 
-def space_from_args(args: argparse.Namespace) -> SearchSpace:
+def space_from_args(args: argparse.Namespace, parent_depth: int | None = None) -> SearchSpace:
+    """The search space the flags ask for; its depth follows a user's parent unless --num_layers is set."""
     space = get_space(args.space)
     widths = types = None
     if args.widths:
@@ -31,7 +32,7 @@ def space_from_args(args: argparse.Namespace) -> SearchSpace:
             types = tuple(get_layer_type(t.strip()).code for t in args.types.split(",") if t.strip())
         except ValueError as err:
             raise UserInputError(f"--types {args.types!r}: {err}") from None
-    return space.with_options(num_layers=args.num_layers, widths=widths, types=types)
+    return space.with_options(num_layers=args.num_layers or parent_depth, widths=widths, types=types)
 
 
 def check_args(args: argparse.Namespace) -> None:
@@ -59,19 +60,28 @@ def run_from_args(args: argparse.Namespace, argv: list[str]) -> int:
     from enas.seeding import seed_everything
 
     check_args(args)
-    space = space_from_args(args)
+    space_from_args(args)  # refuse bad space flags before loading anything
     config = SearchConfig(strategy=args.strategy, epochs=args.epochs, batch_size=args.batch_size,
                           learning_rate=args.lr, child_sampling=args.child_sampling,
                           controller_steps=args.controller_steps, controller_batch=args.controller_batch,
                           reward=RewardWeights.parse(args.reward_weights), seed=args.seed)
-    output_dir = Path(args.output_dir or f"runs/search/{space.name}-{args.strategy}-seed{args.seed}")
+    output_dir = Path(args.output_dir or f"runs/search/{args.space}-{args.strategy}-seed{args.seed}")
     _prepare_output(output_dir, config, args.resume)
     seed_everything(args.seed)
     data = load_dataset(args.dataset, args.data, seed=args.seed)
     _log(f"data: {data.describe()}")
+    if args.parent:
+        from ecomp_tf.user_parent import load_user_parent
+
+        emb_layers = [n.strip() for n in args.emb_layers.split(",") if n.strip()] if args.emb_layers else None
+        parent = load_user_parent(args.parent, data, emb_layers, args.parent_layout, log=_log)
+        space = space_from_args(args, parent_depth=len(parent.embedding_layers))
+    else:
+        parent = get_parent(get_space(args.space), data, seed=args.seed, cache_dir=args.cache_dir, log=_log)
+        space = space_from_args(args)
+    _log(f"parent: test accuracy {parent.test_accuracy:.4f}, {parent.bits / 8192:.1f} KiB ({parent.source})")
     _log(f"space: {space.name}, {space.num_layers} layers, widths {list(space.widths)}, types {list(space.types)}; "
          f"strategy {args.strategy}; reward weights {config.reward}; seed {args.seed}")
-    parent = get_parent(get_space(args.space), data, seed=args.seed, cache_dir=args.cache_dir, log=_log)
     search = Search(space, data, parent, config, output_dir, log=_log)
     if args.resume and not search.restore():
         _log(f"no checkpoint in {output_dir}: starting from the beginning")
@@ -83,8 +93,9 @@ def run_from_args(args: argparse.Namespace, argv: list[str]) -> int:
     _log(f"shared-weight val_acc={t['acc']:.4f} size={t['kib']:.2f}KiB ratio={t['size_ratio']:.4f} "
          f"sim={t['sim']:.4f} reward={t['reward']:.4f} minutes={result.minutes:.2f}")
     _log(f"retrain it with:\n{command}")
-    write_summary(search, result, command, {"data": data.name, "parent": {"source": parent.source,
-                                                                          "test_accuracy": parent.test_accuracy}})
+    write_summary(search, result, command, {"data": data.name, "parent": {
+        "source": parent.source, "test_accuracy": parent.test_accuracy, "bits": parent.bits,
+        "embedding_layers": parent.embedding_layers}})
     return 0
 
 

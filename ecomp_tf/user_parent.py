@@ -1,0 +1,187 @@
+"""Bring your own parent: a user's trained model replaces the cached float parent.
+
+Accepted: a Keras model (``.keras``, ``.h5`` or a SavedModel folder), or, for the mlp space, an
+``.npz`` of plain weight arrays for a stack of Dense layers (kernels and biases), as models coming
+from other frameworks often are. Everything is checked before any work starts: input shape and
+class count against the data, the embedding layers by name. The parent's own test accuracy is
+measured and reported, so the user sees the starting point.
+
+``.npz`` layout: either named arrays ``kernel_0, bias_0, kernel_1, bias_1, ...`` (``weight_i`` or
+``w_i`` / ``b_i`` also work), or unnamed arrays saved in order (``np.savez(path, k0, b0, k1, b1, ...)``).
+Kernels are ``(in, out)`` (Keras, ``--parent_layout in_out``) or ``(out, in)`` (PyTorch's
+``nn.Linear``, ``--parent_layout out_in``). Hidden layers use ReLU, the last layer is the classifier.
+"""
+from __future__ import annotations
+
+import hashlib
+import re
+from collections.abc import Sequence
+from pathlib import Path
+
+import numpy as np
+import tensorflow as tf
+
+from ecomp_tf.parent import Parent, as_model_input
+from enas.data import Dataset
+from enas.errors import UserInputError
+from quantize.size import model_bits
+
+LAYOUTS = ("in_out", "out_in")
+_HIDDEN_KINDS = (tf.keras.layers.Dense, tf.keras.layers.Conv2D)
+_FOLLOWERS = (tf.keras.layers.BatchNormalization, tf.keras.layers.Activation, tf.keras.layers.ReLU,
+              tf.keras.layers.LeakyReLU, tf.keras.layers.MaxPool2D, tf.keras.layers.AveragePooling2D)
+
+
+def load_user_parent(path: str | Path, data: Dataset, emb_layers: Sequence[str] | None = None,
+                     layout: str = "in_out", log=print) -> Parent:
+    """Load, check and measure a user's parent; the returned ``Parent`` drives either search."""
+    path = Path(path)
+    if not path.exists():
+        raise UserInputError(f"--parent {str(path)!r} does not exist; expected a .keras/.h5 file, a SavedModel "
+                             f"folder or an .npz of Dense weights")
+    if path.suffix == ".npz":
+        model = dense_stack_from_npz(path, data, layout)
+    else:
+        model = _load_keras(path)
+    _check_input(model, data)
+    _check_classes(model, data)
+    names = list(emb_layers) if emb_layers else default_embedding_layers(model)
+    known = [layer.name for layer in model.layers]
+    missing = [n for n in names if n not in known]
+    if missing:
+        raise UserInputError(f"--emb_layers {missing} are not layers of the parent; its layers are {known}")
+    if not names:
+        raise UserInputError("the parent has no hidden Dense or Conv2D layer to compare against; name layers "
+                             "with --emb_layers")
+    accuracy = parent_accuracy(model, data)
+    digest = weights_hash(model)
+    log(f"parent: {path} (weights sha256 {digest[:12]}), embedding layers {names}, "
+        f"test accuracy {accuracy:.4f}")
+    try:
+        bits = model_bits(model)
+    except Exception:  # noqa: BLE001 - larq cannot profile every custom layer; count 32 bits a parameter
+        bits = 32 * int(model.count_params())
+    return Parent(model=model, arch=None, embedding_layers=names, test_accuracy=accuracy, bits=bits,
+                  source=f"{path} sha256:{digest}")
+
+
+def _load_keras(path: Path) -> tf.keras.Model:
+    import larq  # noqa: F401 - registers larq's layers and quantizers for deserialisation
+
+    try:
+        model = tf.keras.models.load_model(path, compile=False)
+    except (OSError, ValueError, TypeError, ImportError) as err:
+        raise UserInputError(f"cannot load --parent {path} as a Keras model: {str(err).splitlines()[0][:300]}") from None
+    if not isinstance(model, tf.keras.Model):
+        raise UserInputError(f"--parent {path} is a SavedModel without a Keras model; save it with model.save()")
+    return model
+
+
+def dense_stack_from_npz(path: Path, data: Dataset, layout: str = "in_out") -> tf.keras.Model:
+    """A Keras Dense stack (ReLU hidden layers, softmax classifier) carrying the arrays of an ``.npz``."""
+    if layout not in LAYOUTS:
+        raise UserInputError(f"--parent_layout {layout!r}: expected one of {', '.join(LAYOUTS)}")
+    pairs = _kernel_bias_pairs(path)
+    kernels = [k if layout == "in_out" else k.T for k, _ in pairs]
+    expected_in = int(np.prod(data.input_shape))
+    if kernels[0].shape[0] != expected_in:
+        other = kernels[0].shape[1] if layout == "in_out" else kernels[0].shape[0]
+        hint = " (the other layout would fit: try --parent_layout " + ("out_in" if layout == "in_out" else "in_out") \
+            + ")" if other == expected_in else ""
+        raise UserInputError(f"the parent's first kernel takes {kernels[0].shape[0]} inputs, but the data's images "
+                             f"{data.input_shape} have {expected_in} values{hint}")
+    inputs = tf.keras.Input(data.input_shape, name="image")
+    x = tf.keras.layers.Flatten(name="flatten")(inputs)
+    for i, ((_, bias), kernel) in enumerate(zip(pairs, kernels)):
+        if i and kernel.shape[0] != kernels[i - 1].shape[1]:
+            raise UserInputError(f"layer {i} kernel has shape {kernel.shape} after a layer of "
+                                 f"{kernels[i - 1].shape[1]} units; check --parent_layout")
+        if bias.shape != (kernel.shape[1],):
+            raise UserInputError(f"layer {i}: bias shape {bias.shape} does not match kernel {kernel.shape}")
+        last = i == len(pairs) - 1
+        layer = tf.keras.layers.Dense(kernel.shape[1], activation=None if last else "relu",
+                                      name="logits" if last else f"dense_{i}")
+        x = layer(x)
+        layer.set_weights([kernel.astype(np.float32), bias.astype(np.float32)])
+    outputs = tf.keras.layers.Softmax(name="probs")(x)
+    return tf.keras.Model(inputs, outputs, name="npz_parent")
+
+
+def _kernel_bias_pairs(path: Path) -> list[tuple[np.ndarray, np.ndarray]]:
+    try:
+        with np.load(path, allow_pickle=False) as npz:
+            arrays = {k: npz[k] for k in npz.files}
+    except (OSError, ValueError, EOFError) as err:
+        raise UserInputError(f"cannot read --parent {path} as an .npz ({err})") from None
+    kernels, biases = {}, {}
+    for key, value in arrays.items():
+        m = re.fullmatch(r"(kernel|weight|weights|w|W)_?(\d+)", key)
+        n = re.fullmatch(r"(bias|b)_?(\d+)", key)
+        if m:
+            kernels[int(m.group(2))] = value
+        elif n:
+            biases[int(n.group(2))] = value
+    if not kernels:  # unnamed arrays in order: arr_0 = kernel, arr_1 = bias, ...
+        ordered = [arrays[k] for k in sorted(arrays, key=lambda k: int(k.split("_")[-1]) if k.startswith("arr_") else -1)]
+        if len(ordered) % 2 or not ordered:
+            raise UserInputError(f"--parent {path}: expected kernel_i/bias_i arrays or an even number of arrays "
+                                 f"(kernel, bias, kernel, bias, ...), found {sorted(arrays)}")
+        return [(ordered[i], ordered[i + 1]) for i in range(0, len(ordered), 2)]
+    if sorted(kernels) != sorted(biases) or sorted(kernels) != list(range(len(kernels))):
+        raise UserInputError(f"--parent {path}: kernels {sorted(kernels)} and biases {sorted(biases)} must be "
+                             f"numbered 0..n-1 alike")
+    pairs = [(kernels[i], biases[i]) for i in range(len(kernels))]
+    for i, (k, _) in enumerate(pairs):
+        if k.ndim != 2:
+            raise UserInputError(f"--parent {path}: kernel {i} has shape {k.shape}; a Dense kernel is 2-D")
+    return pairs
+
+
+def _check_input(model: tf.keras.Model, data: Dataset) -> None:
+    """The parent must take the data's images, up to a reshape (e.g. (784,) for (28, 28, 1))."""
+    want = tuple(model.input_shape[1:])
+    have = data.input_shape
+    if want != have and (None in want or int(np.prod(want)) != int(np.prod(have))):
+        raise UserInputError(f"the parent takes inputs of shape {want}, but the data's images are {have}")
+
+
+def _check_classes(model: tf.keras.Model, data: Dataset) -> None:
+    classes = model.output_shape[-1]
+    if classes != data.num_classes:
+        raise UserInputError(f"the parent outputs {classes} classes (output shape {model.output_shape}), "
+                             f"but the data has {data.num_classes}")
+
+
+def default_embedding_layers(model: tf.keras.Model) -> list[str]:
+    """The activation of each hidden Dense/Conv2D layer: the layer itself, or the activation/BN/pool after it."""
+    layers = _flat_layers(model)
+    hidden = [i for i, layer in enumerate(layers) if isinstance(layer, _HIDDEN_KINDS)][:-1]
+    names = []
+    for i in hidden:
+        j = i
+        while j + 1 < len(layers) and isinstance(layers[j + 1], _FOLLOWERS):
+            j += 1
+        names.append(layers[j].name)
+    return names
+
+
+def _flat_layers(model: tf.keras.Model) -> list[tf.keras.layers.Layer]:
+    out = []
+    for layer in model.layers:
+        out += _flat_layers(layer) if isinstance(layer, tf.keras.Model) else [layer]
+    return out
+
+
+def parent_accuracy(model: tf.keras.Model, data: Dataset) -> float:
+    """Test accuracy of the parent, by the argmax of its outputs (probabilities or logits alike)."""
+    predictions = model.predict(as_model_input(model, data.x_test), batch_size=1000, verbose=0)
+    return float(np.mean(np.argmax(predictions, axis=-1) == data.y_test))
+
+
+def weights_hash(model: tf.keras.Model) -> str:
+    """sha256 of the model's weights, in order: which parent a result came from."""
+    h = hashlib.sha256()
+    for w in model.get_weights():
+        h.update(str(w.shape).encode())
+        h.update(np.ascontiguousarray(w).tobytes())
+    return h.hexdigest()
