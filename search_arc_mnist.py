@@ -48,6 +48,8 @@ def build_parser() -> argparse.ArgumentParser:
                                         "(default: each hidden layer's activation)")
     p.add_argument("--parent_layout", default="in_out", choices=["in_out", "out_in"],
                    help="kernel layout of an .npz parent: in_out (Keras) or out_in (PyTorch) (default %(default)s)")
+    p.add_argument("--plot", action="store_true",
+                   help="at the end, draw pareto.png: accuracy vs size of every architecture scored, front marked")
     p.add_argument("--resume", action="store_true", help="continue the run in --output_dir from its last checkpoint")
     return p
 

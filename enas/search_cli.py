@@ -93,6 +93,11 @@ def run_from_args(args: argparse.Namespace, argv: list[str]) -> int:
     _log(f"shared-weight val_acc={t['acc']:.4f} size={t['kib']:.2f}KiB ratio={t['size_ratio']:.4f} "
          f"sim={t['sim']:.4f} reward={t['reward']:.4f} minutes={result.minutes:.2f}")
     _log(f"retrain it with:\n{command}")
+    if args.plot:
+        from enas.report import report
+
+        png, front = report(output_dir)
+        _log(f"accuracy vs size of {len(front)} Pareto-optimal architectures drawn in {png}")
     write_summary(search, result, command, {"data": data.name, "parent": {
         "source": parent.source, "test_accuracy": parent.test_accuracy, "bits": parent.bits,
         "embedding_layers": parent.embedding_layers}})

@@ -10,6 +10,7 @@ from ecomp_tf.parent import get_parent
 from enas.arch import parse_arch
 from enas.data import load_dataset
 from enas.evaluator import matching_depths
+from enas.report import pareto_front
 from enas.reward import RewardWeights
 from enas.search import Search, SearchConfig
 from enas.seeding import seed_everything
@@ -85,6 +86,11 @@ def test_reward_formula_and_weights_parsing():
             RewardWeights.parse(bad)
 
 
+def test_pareto_front_keeps_only_undominated_points():
+    points = [(1, 0.5), (2, 0.9), (1.5, 0.4), (3, 0.85), (0.5, 0.3), (2, 0.95)]
+    assert pareto_front(points) == [4, 0, 5]
+
+
 def test_matching_depths():
     assert matching_depths(3, 3) == [0, 1, 2]
     assert matching_depths(4, 2) == [1, 3]
@@ -157,7 +163,7 @@ def test_cli_end_to_end_prints_a_runnable_retrain_command(toy_npz, tmp_path, cap
     argv = ["--data", str(toy_npz), "--widths", "4,8", "--types", "0,1", "--epochs", "1", "--batch_size", "50",
             "--controller_steps", "1", "--controller_batch", "3", "--output_dir", str(out),
             "--cache_dir", str(tmp_path / "cache")]
-    assert search_arc_mnist.main(argv) == 0
+    assert search_arc_mnist.main([*argv, "--plot"]) == 0
     printed = capsys.readouterr().out
     assert "Here are 10 architectures" in printed and "ctrl_step=" in printed and "ch_step=" in printed
     result = json.loads((out / "result.json").read_text())
@@ -165,6 +171,7 @@ def test_cli_end_to_end_prints_a_runnable_retrain_command(toy_npz, tmp_path, cap
     assert result["retrain_command"].startswith("python train_arc.py -fixed_arc ")
     assert parse_arch(result["best_arch"], get_space("mlp"))
     assert result["seed"] == 0 and "tensorflow" in result["versions"] and "command" in result
+    assert (out / "pareto.png").stat().st_size > 1000 and "Pareto-optimal" in printed
     # the same folder again without --resume is refused; with --resume but other settings too
     assert search_arc_mnist.main(argv) == 2
     assert search_arc_mnist.main([*argv, "--resume", "--seed", "5"]) == 2
