@@ -28,7 +28,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--dataset", default="mnist", help="mnist or fashion_mnist, downloaded once (default %(default)s)")
     p.add_argument("--data", help="local .npz (Keras layout) or folder of IDX files; replaces --dataset")
     p.add_argument("--epochs", type=int, default=10, help="search epochs (default %(default)s)")
-    p.add_argument("--strategy", default="controller", help="controller (ENAS LSTM) or random (default %(default)s)")
+    p.add_argument("--strategy", default="controller", help="controller (ENAS LSTM) or random; 'controller,random' runs both on the same shared weights "
+                        "and the same minibatches, a like-for-like comparison (default %(default)s)")
     p.add_argument("--reward_weights", default="1,0.05,0.5",
                    help="w_acc,w_sim,w_size of reward = w_acc*acc - w_sim*similarity + w_size*(1 - size_ratio) "
                         "(default %(default)s)")

@@ -34,6 +34,7 @@ from enas.runinfo import run_record, write_json_atomic
 from enas.space import SearchSpace
 from enas.strategies import Strategy, make_strategy
 from enas.supernet import Supernet
+from quantize.types import LAYER_TYPES
 
 Log = Callable[[str], None]
 
@@ -69,6 +70,16 @@ class SearchResult:
     best_terms: dict[str, float]
     candidates: list[tuple[Architecture, dict[str, float]]]
     minutes: float
+    strategy: str = "controller"
+    by_strategy: dict[str, SearchResult] = field(default_factory=dict)
+
+
+class Strategies(tf.Module):
+    """The strategies of one run, by name: each takes its turn on the same shared weights."""
+
+    def __init__(self, names: list[str], space: SearchSpace, seed: int):
+        super().__init__(name="strategies")
+        self.by_name = {name: make_strategy(name, space, seed=seed) for name in names}
 
 
 class Search:
@@ -81,7 +92,9 @@ class Search:
         steps_per_epoch = len(data.x_train) // config.batch_size
         self.supernet = Supernet(space, data.input_shape, data.num_classes, seed=config.seed,
                                  learning_rate=config.learning_rate, decay_steps=config.epochs * steps_per_epoch)
-        self.strategy: Strategy = make_strategy(config.strategy, space, seed=config.seed)
+        names = [n.strip() for n in config.strategy.split(",") if n.strip()]
+        self.strategies = Strategies(names, space, config.seed)
+        self.strategy: Strategy = self.strategies.by_name[names[0]]
         x_probe = probe_batch(data, config.probe_size, seed=config.seed)
         calib = np.random.default_rng([config.seed, 1]).choice(len(data.x_train), min(config.calib_size,
                                                                                        len(data.x_train)), replace=False)
@@ -90,7 +103,7 @@ class Search:
         self.epoch = tf.Variable(0, dtype=tf.int64, trainable=False, name="epoch")
         self.ctrl_step = tf.Variable(0, dtype=tf.int64, trainable=False, name="ctrl_step")
         self.checkpoint = tf.train.Checkpoint(supernet=self.supernet, optimizer=self.supernet.optimizer,
-                                              strategy=self.strategy, epoch=self.epoch, ctrl_step=self.ctrl_step)
+                                              strategies=self.strategies, epoch=self.epoch, ctrl_step=self.ctrl_step)
         self.manager = tf.train.CheckpointManager(self.checkpoint, self.output_dir / "checkpoints", max_to_keep=2)
         self.writer = tf.summary.create_file_writer(str(self.output_dir / "tensorboard"))
         self.history_path = self.output_dir / "evaluations.jsonl"
@@ -117,9 +130,9 @@ class Search:
     def minutes(self) -> float:
         return self.minutes_before + (time.time() - self.start_time) / 60
 
-    def _record(self, epoch: int, phase: str, arch: Architecture, terms: dict[str, float]) -> None:
+    def _record(self, epoch: int, phase: str, arch: Architecture, terms: dict[str, float], strategy: str) -> None:
         with self.history_path.open("a") as f:
-            f.write(json.dumps({"epoch": epoch, "phase": phase, "arch": arch.to_string(),
+            f.write(json.dumps({"epoch": epoch, "phase": phase, "strategy": strategy, "arch": arch.to_string(),
                                 **{k: round(v, 6) for k, v in terms.items()}}) + "\n")
 
     # ------------------------------------------------------------------ phases
@@ -150,47 +163,54 @@ class Search:
             tf.summary.scalar("child/train_accuracy", correct / (steps * cfg.batch_size))
             tf.summary.scalar("child/lr", lr)
 
-    def _controller_phase(self, epoch: int) -> None:
+    def _controller_phase(self, epoch: int, name: str, strategy: Strategy) -> None:
+        """``controller_steps`` updates; every strategy of the run sees the same validation minibatches."""
         cfg, data = self.config, self.data
         rng = np.random.default_rng([cfg.seed, epoch, 1])
-        for _ in range(cfg.controller_steps):
+        prefix = "" if len(self.strategies.by_name) == 1 else f"[{name}] "
+        tag = "controller" if not prefix else f"controller_{name}"
+        for step in range(cfg.controller_steps):
             idx = rng.choice(len(data.x_val), min(cfg.eval_batch, len(data.x_val)), replace=False)
-            decisions = self.strategy.sample(cfg.controller_batch)
+            decisions = strategy.sample(cfg.controller_batch)
             archs = [Architecture.from_indices(d, self.space) for d in decisions]
             terms = [self.evaluator.evaluate(a, data.x_val[idx], data.y_val[idx]) for a in archs]
             for arch, t in zip(archs, terms):
-                self._record(epoch, "controller", arch, t)
-            stats = self.strategy.update(decisions, [t["reward"] for t in terms])
-            self.ctrl_step.assign_add(1)
+                self._record(epoch, "controller", arch, t, name)
+            stats = strategy.update(decisions, [t["reward"] for t in terms])
+            ctrl_step = (epoch - 1) * cfg.controller_steps + step + 1
             mean = {k: float(np.mean([t[k] for t in terms])) for k in ("reward", "acc", "sim", "size_ratio")}
-            self.log(f"ctrl_step={int(self.ctrl_step.numpy()):<5d} loss={stats.get('loss', 0.0):.4f} "
+            self.log(f"{prefix}ctrl_step={ctrl_step:<5d} loss={stats.get('loss', 0.0):.4f} "
                      f"ent={stats.get('entropy', 0.0):.3f} reward={mean['reward']:.4f} acc={mean['acc']:.4f} "
                      f"sim={mean['sim']:.4f} size={mean['size_ratio']:.4f} bl={stats.get('baseline', 0.0):.4f} "
                      f"mins={self.minutes():.2f}")
-            with self.writer.as_default(step=int(self.ctrl_step.numpy())):
-                for key, value in {**stats, **{f"reward/{k}": v for k, v in mean.items()}}.items():
-                    tf.summary.scalar(f"controller/{key}" if "/" not in key else key, value)
-        self._log_probabilities()
+            with self.writer.as_default(step=ctrl_step):
+                for key, value in stats.items():
+                    tf.summary.scalar(f"{tag}/{key}", value)
+                for key, value in mean.items():
+                    tf.summary.scalar(f"{tag}/reward_terms/{key}", value)
+        self.ctrl_step.assign(epoch * cfg.controller_steps)
+        self._log_probabilities(name, strategy)
 
-    def _log_probabilities(self) -> None:
-        probs = self.strategy.probabilities()
-        if probs is None:
+    def _log_probabilities(self, name: str, strategy: Strategy) -> None:
+        probs = strategy.probabilities()
+        if probs is None or name == "random":
             return
         with self.writer.as_default(step=int(self.ctrl_step.numpy())):
             for i, p in enumerate(probs):
                 layer, what = i // 2, ("width" if i % 2 == 0 else "type")
-                names = self.space.widths if what == "width" else self.space.types
-                for name, value in zip(names, p):
-                    label = name if what == "width" else f"{name}"
-                    tf.summary.scalar(f"policy/layer{layer}_{what}/{label}", float(value))
+                labels = ([str(w) for w in self.space.widths] if what == "width"
+                          else [LAYER_TYPES[c].name for c in self.space.types])
+                for label, value in zip(labels, p):
+                    tf.summary.scalar(f"policy_{name}/layer{layer}_{what}/{label}", float(value))
 
-    def _show_architectures(self, epoch: int) -> list[tuple[Architecture, dict[str, float]]]:
-        self.log(f"Here are {self.config.num_shown} architectures")
+    def _show_architectures(self, epoch: int, name: str, strategy: Strategy) -> None:
+        prefix = "" if len(self.strategies.by_name) == 1 else f"[{name}] "
+        self.log(f"{prefix}Here are {self.config.num_shown} architectures")
         shown = []
-        for decisions in self.strategy.sample(self.config.num_shown):
+        for decisions in strategy.sample(self.config.num_shown):
             arch = Architecture.from_indices(decisions, self.space)
             terms = self.evaluator.evaluate(arch, self.data.x_val, self.data.y_val)
-            self._record(epoch, "shown", arch, terms)
+            self._record(epoch, "shown", arch, terms, name)
             shown.append((arch, terms))
             self.log(f"[{arch.to_string()}] {arch.readable()}")
             self.log(f"val_acc={terms['acc']:.4f} size={terms['kib']:.2f}KiB ratio={terms['size_ratio']:.4f} "
@@ -199,9 +219,8 @@ class Search:
         with self.writer.as_default(step=epoch):
             table = "\n".join(f"| `{a.to_string()}` | {a.readable()} | {t['acc']:.4f} | {t['kib']:.2f} | "
                               f"{t['sim']:.4f} | {t['reward']:.4f} |" for a, t in shown)
-            tf.summary.text("architectures", "| arch | readable | val_acc | KiB | sim | reward |\n"
-                                             "|---|---|---|---|---|---|\n" + table)
-        return shown
+            tf.summary.text(f"architectures_{name}", "| arch | readable | val_acc | KiB | sim | reward |\n"
+                                                     "|---|---|---|---|---|---|\n" + table)
 
     # ------------------------------------------------------------------ run
     def run(self, stop_after: int | None = None) -> SearchResult | None:
@@ -213,9 +232,10 @@ class Search:
                 return None
             self.log(f"Epoch {epoch}: training shared weights")
             self._child_phase(epoch)
-            self.log(f"Epoch {epoch}: training controller ({cfg.strategy})")
-            self._controller_phase(epoch)
-            self._show_architectures(epoch)
+            for name, strategy in self.strategies.by_name.items():
+                self.log(f"Epoch {epoch}: training controller ({name})")
+                self._controller_phase(epoch, name, strategy)
+                self._show_architectures(epoch, name, strategy)
             self.epoch.assign(epoch)
             self.manager.save(checkpoint_number=epoch)
             write_json_atomic(self.output_dir / "state.json", {"epochs_done": epoch, "minutes": self.minutes()})
@@ -223,26 +243,36 @@ class Search:
         return self.finish()
 
     def finish(self) -> SearchResult:
-        """Score the most promising architectures on the whole validation split and pick the best."""
+        """Score each strategy's most promising architectures on the whole validation split; pick the best.
+
+        The result is the first strategy's; ``by_strategy`` holds every strategy's.
+        """
+        results = {name: self._finish_strategy(name, strategy) for name, strategy in self.strategies.by_name.items()}
+        first = next(iter(results.values()))
+        first.by_strategy = results
+        return first
+
+    def _finish_strategy(self, name: str, strategy: Strategy) -> SearchResult:
         epoch = int(self.epoch.numpy())
         seen: dict[str, float] = {}
         if self.history_path.exists():
             for line in self.history_path.read_text().splitlines():
                 row = json.loads(line)
-                seen[row["arch"]] = max(seen.get(row["arch"], -math.inf), row["reward"])
+                if row.get("strategy", name) == name:
+                    seen[row["arch"]] = max(seen.get(row["arch"], -math.inf), row["reward"])
         ranked = sorted(seen, key=seen.get, reverse=True)[: self.config.final_candidates]
-        guess = self.strategy.best_guess()
+        guess = strategy.best_guess()
         if guess is not None:
             ranked.append(Architecture.from_indices(guess, self.space).to_string())
         candidates = []
         for text in dict.fromkeys(ranked):
             arch = _arch_from_string(text)
             terms = self.evaluator.evaluate(arch, self.data.x_val, self.data.y_val)
-            self._record(epoch + 1, "final", arch, terms)
+            self._record(epoch + 1, "final", arch, terms, name)
             candidates.append((arch, terms))
         candidates.sort(key=lambda item: item[1]["reward"], reverse=True)
         best, best_terms = candidates[0]
-        return SearchResult(best, best_terms, candidates, self.minutes())
+        return SearchResult(best, best_terms, candidates, self.minutes(), strategy=name)
 
 
 def _arch_from_string(text: str) -> Architecture:
@@ -257,5 +287,7 @@ def write_summary(search: Search, result: SearchResult, retrain_command: str, ex
         "best_arch": result.best.to_string(), "best_readable": result.best.readable(),
         "best": result.best_terms, "retrain_command": retrain_command, "minutes": round(result.minutes, 2),
         "candidates": [{"arch": a.to_string(), **t} for a, t in result.candidates],
+        "strategies": {name: {"best_arch": r.best.to_string(), "best": r.best_terms}
+                       for name, r in result.by_strategy.items()},
         "config": search.config.to_dict(), "space": search.space.name, **extra, **run_record(search.config.seed),
     })

@@ -41,8 +41,11 @@ def check_args(args: argparse.Namespace) -> None:
             raise UserInputError(f"--{flag} must be a positive integer, got {getattr(args, flag)}")
     if args.lr <= 0:
         raise UserInputError(f"--lr must be positive, got {args.lr}")
-    if args.strategy not in STRATEGIES:
-        raise UserInputError(f"--strategy {args.strategy!r}: expected one of {', '.join(STRATEGIES)}")
+    names = [n.strip() for n in args.strategy.split(",") if n.strip()]
+    unknown = [n for n in names if n not in STRATEGIES]
+    if unknown or not names or len(set(names)) != len(names):
+        raise UserInputError(f"--strategy {args.strategy!r}: expected one or more of {', '.join(STRATEGIES)}, "
+                             f"comma-separated, each once")
 
 
 def retrain_command(arch_string: str, args: argparse.Namespace) -> str:

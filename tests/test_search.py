@@ -109,12 +109,12 @@ def test_strategies_are_seeded_and_random_covers_the_space():
         make_strategy("bayes", space)
 
 
-def _tiny_search(toy_npz, out, epochs, cache):
+def _tiny_search(toy_npz, out, epochs, cache, strategy="controller"):
     seed_everything(0)
     space = get_space("mlp").with_options(widths=(4, 8, 16), types=(0, 1, 3))
     data = load_dataset(data_path=toy_npz, seed=0, val_fraction=0.2)
     parent = get_parent(get_space("mlp"), data, seed=0, cache_dir=cache, epochs=2, log=lambda s: None)
-    config = SearchConfig(epochs=epochs, batch_size=50, controller_steps=2, controller_batch=4, eval_batch=30,
+    config = SearchConfig(strategy=strategy, epochs=epochs, batch_size=50, controller_steps=2, controller_batch=4, eval_batch=30,
                           calib_size=60, probe_size=40, num_shown=3, final_candidates=3, seed=0)
     return Search(space, data, parent, config, out, log=lambda s: None)
 
@@ -149,6 +149,7 @@ def test_resume_gives_the_same_state_as_an_uninterrupted_run(toy_npz, tmp_path):
     (["--widths", "8,x"], "--widths '8,x': expected comma-separated integers"),
     (["--types", "0,octal"], "unknown layer type 'octal'"),
     (["--strategy", "bayes"], "--strategy 'bayes'"),
+    (["--strategy", "random,random"], "each once"),
     (["--num_layers", "40"], "num_layers must be between 1 and 16"),
     (["--data", "/nonexistent/x.npz"], "does not exist"),
 ])
@@ -156,6 +157,17 @@ def test_malformed_flags_get_clear_messages(flags, message, tmp_path, capsys):
     rc = search_arc_mnist.main([*flags, "--output_dir", str(tmp_path / "o")])
     assert rc == 2
     assert message in capsys.readouterr().err
+
+
+def test_strategies_share_the_supernet_and_minibatches(toy_npz, tmp_path):
+    search = _tiny_search(toy_npz, tmp_path / "both", 1, tmp_path / "cache", strategy="controller,random")
+    result = search.run()
+    assert set(result.by_strategy) == {"controller", "random"}
+    rows = [json.loads(line) for line in (tmp_path / "both" / "evaluations.jsonl").read_text().splitlines()]
+    per = {name: [r for r in rows if r["strategy"] == name and r["phase"] == "controller"] for name in result.by_strategy}
+    assert len(per["controller"]) == len(per["random"]) == 2 * 4  # same number of child evaluations
+    again = _tiny_search(toy_npz, tmp_path / "alone", 1, tmp_path / "cache", strategy="controller").run()
+    assert again.best == result.by_strategy["controller"].best  # the extra strategy changes nothing for the first
 
 
 def test_cli_end_to_end_prints_a_runnable_retrain_command(toy_npz, tmp_path, capsys):
