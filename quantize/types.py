@@ -4,7 +4,7 @@
 |------|---------|------------------------------|-------------------------------|------|
 | 0    | float32 | float                        | ReLU                          | 32   |
 | 1    | binary  | ``ste_sign`` + weight clip   | ``ste_sign``                  | 1    |
-| 2    | ternary | ``ste_tern`` + weight clip   | ``ste_tern``                  | 2    |
+| 2    | ternary | ``ste_tern`` (TWN threshold) | ``ste_tern``                  | 2    |
 | 3    | int2    | DoReFa 2-bit (weights mode)  | DoReFa 2-bit (activations)    | 2    |
 | 4    | int4    | DoReFa 4-bit (weights mode)  | DoReFa 4-bit (activations)    | 4    |
 | 5    | int8    | DoReFa 8-bit (weights mode)  | DoReFa 8-bit (activations)    | 8    |
@@ -49,6 +49,12 @@ class LayerType:
         return lq.constraints.WeightClip(1.0) if self.clip_weights else None
 
 
+def _twn() -> Any:
+    """Ternary weights with TWN's threshold, 0.7 * mean |w|: scale-free, so weights of any size ternarize
+    (the fixed 0.05 threshold zeroes a freshly initialised conv kernel, whose weights are all below it)."""
+    return lq.quantizers.SteTern(ternary_weight_networks=True)
+
+
 def _dorefa(bits: int, mode: str) -> Callable[[], Any]:
     return lambda: lq.quantizers.DoReFa(k_bit=bits, mode=mode)
 
@@ -58,7 +64,7 @@ LAYER_TYPES: dict[int, LayerType] = {
     for t in (
         LayerType(0, "float32", 32, None, None, False),
         LayerType(1, "binary", 1, lq.quantizers.SteSign, lq.quantizers.SteSign, True),
-        LayerType(2, "ternary", 2, lq.quantizers.SteTern, lq.quantizers.SteTern, True),
+        LayerType(2, "ternary", 2, _twn, lq.quantizers.SteTern, True),
         LayerType(3, "int2", 2, _dorefa(2, "weights"), _dorefa(2, "activations"), False),
         LayerType(4, "int4", 4, _dorefa(4, "weights"), _dorefa(4, "activations"), False),
         LayerType(5, "int8", 8, _dorefa(8, "weights"), _dorefa(8, "activations"), False),
