@@ -16,7 +16,7 @@ import sys
 os.environ.setdefault("TF_USE_LEGACY_KERAS", "1")
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
 
-DEFAULT_SPACE = "mlp"
+DEFAULT_SPACE = "conv"
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -27,15 +27,17 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--types", help="candidate layer types, codes or names, comma-separated (default: all six)")
     p.add_argument("--dataset", default="mnist", help="mnist or fashion_mnist, downloaded once (default %(default)s)")
     p.add_argument("--data", help="local .npz (Keras layout) or folder of IDX files; replaces --dataset")
-    p.add_argument("--epochs", type=int, default=10, help="search epochs (default %(default)s)")
+    p.add_argument("--epochs", type=int, default=20, help="search epochs (default %(default)s)")
     p.add_argument("--strategy", default="controller", help="controller (ENAS LSTM) or random; 'controller,random' runs both on the same shared weights "
                         "and the same minibatches, a like-for-like comparison (default %(default)s)")
     p.add_argument("--reward_weights", default="1,0.05,0.5",
                    help="w_acc,w_sim,w_size of reward = w_acc*acc - w_sim*similarity + w_size*(1 - size_ratio) "
                         "(default %(default)s)")
+    p.add_argument("--max_kib", type=float,
+                   help="size budget: architectures above it are penalised and never picked (default: none)")
     p.add_argument("--child_sampling", default="uniform", choices=["uniform", "strategy"],
                    help="who picks the child trained on each minibatch (default %(default)s)")
-    p.add_argument("--controller_steps", type=int, default=10, help="strategy updates per epoch (default %(default)s)")
+    p.add_argument("--controller_steps", type=int, default=5, help="strategy updates per epoch (default %(default)s)")
     p.add_argument("--controller_batch", type=int, default=10,
                    help="architectures sampled and scored per update (default %(default)s)")
     p.add_argument("--batch_size", type=int, default=100, help="minibatch of the shared weights (default %(default)s)")

@@ -16,6 +16,8 @@ from enas.reward import RewardWeights
 from enas.supernet import Supernet
 from quantize.size import BITS_PER_KIB
 
+OVER_BUDGET_PENALTY = 1.0
+
 
 def probe_perplexity(num_points: int, preferred: float = 30.0) -> float:
     """EComp's perplexity of 30, lowered for tiny probe batches (t-SNE needs perplexity well below n)."""
@@ -31,8 +33,8 @@ class ChildEvaluator:
     """Turns an architecture into its reward terms, using the supernet in inference mode."""
 
     def __init__(self, supernet: Supernet, data: Dataset, parent_embeddings: list[np.ndarray], parent_bits: int,
-                 x_probe: np.ndarray, x_calib: np.ndarray, weights: RewardWeights):
-        self.supernet, self.data, self.weights = supernet, data, weights
+                 x_probe: np.ndarray, x_calib: np.ndarray, weights: RewardWeights, max_kib: float | None = None):
+        self.supernet, self.data, self.weights, self.max_kib = supernet, data, weights, max_kib
         self.parent_bits = parent_bits
         self.x_probe, self.x_calib = x_probe, x_calib
         self.perplexity = probe_perplexity(len(x_probe))
@@ -62,6 +64,8 @@ class ChildEvaluator:
         bits = self.bits(arch)
         terms = self.weights.terms(result.accuracy, self._similarity[key], bits / self.parent_bits)
         terms["kib"] = bits / BITS_PER_KIB
+        if self.max_kib is not None and terms["kib"] > self.max_kib:  # over budget: never worth choosing
+            terms["reward"] -= OVER_BUDGET_PENALTY
         terms["val_loss"] = result.loss
         return terms
 

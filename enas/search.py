@@ -44,18 +44,19 @@ class SearchConfig:
     """Everything that defines a search run (written to ``config.json``)."""
 
     strategy: str = "controller"
-    epochs: int = 10
+    epochs: int = 20
     batch_size: int = 100
     learning_rate: float = 2e-3
     child_sampling: str = "uniform"
-    controller_steps: int = 10
+    controller_steps: int = 5
     controller_batch: int = 10
-    eval_batch: int = 400
+    eval_batch: int = 256
     calib_size: int = 256
     probe_size: int = 300
     num_shown: int = 10
     final_candidates: int = 10
     reward: RewardWeights = field(default_factory=RewardWeights)
+    max_kib: float | None = None
     seed: int = 0
 
     def to_dict(self) -> dict:
@@ -99,7 +100,7 @@ class Search:
         calib = np.random.default_rng([config.seed, 1]).choice(len(data.x_train), min(config.calib_size,
                                                                                        len(data.x_train)), replace=False)
         self.evaluator = ChildEvaluator(self.supernet, data, parent.embeddings(x_probe), parent.bits, x_probe,
-                                        data.x_train[np.sort(calib)], config.reward)
+                                        data.x_train[np.sort(calib)], config.reward, max_kib=config.max_kib)
         self.epoch = tf.Variable(0, dtype=tf.int64, trainable=False, name="epoch")
         self.ctrl_step = tf.Variable(0, dtype=tf.int64, trainable=False, name="ctrl_step")
         self.checkpoint = tf.train.Checkpoint(supernet=self.supernet, optimizer=self.supernet.optimizer,
@@ -270,7 +271,8 @@ class Search:
             terms = self.evaluator.evaluate(arch, self.data.x_val, self.data.y_val)
             self._record(epoch + 1, "final", arch, terms, name)
             candidates.append((arch, terms))
-        candidates.sort(key=lambda item: item[1]["reward"], reverse=True)
+        fitting = [c for c in candidates if self.config.max_kib is None or c[1]["kib"] <= self.config.max_kib]
+        candidates = sorted(fitting or candidates, key=lambda item: item[1]["reward"], reverse=True)
         best, best_terms = candidates[0]
         return SearchResult(best, best_terms, candidates, self.minutes(), strategy=name)
 

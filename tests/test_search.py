@@ -151,6 +151,7 @@ def test_resume_gives_the_same_state_as_an_uninterrupted_run(toy_npz, tmp_path):
     (["--strategy", "bayes"], "--strategy 'bayes'"),
     (["--strategy", "random,random"], "each once"),
     (["--num_layers", "40"], "num_layers must be between 1 and 16"),
+    (["--max_kib", "-3"], "--max_kib must be positive"),
     (["--data", "/nonexistent/x.npz"], "does not exist"),
 ])
 def test_malformed_flags_get_clear_messages(flags, message, tmp_path, capsys):
@@ -170,9 +171,20 @@ def test_strategies_share_the_supernet_and_minibatches(toy_npz, tmp_path):
     assert again.best == result.by_strategy["controller"].best  # the extra strategy changes nothing for the first
 
 
+def test_size_budget_is_respected_by_the_final_pick(toy_npz, tmp_path):
+    search = _tiny_search(toy_npz, tmp_path / "budget", 1, tmp_path / "cache")
+    search.config.max_kib = search.evaluator.max_kib = 2.0
+    result = search.run()
+    assert result.best_terms["kib"] <= 2.0
+    rows = [json.loads(line) for line in (tmp_path / "budget" / "evaluations.jsonl").read_text().splitlines()]
+    over = [r for r in rows if r["kib"] > 2.0]
+    assert over and all(r["reward"] < r["acc"] - 0.5 for r in over)  # penalised
+
+
 def test_cli_end_to_end_prints_a_runnable_retrain_command(toy_npz, tmp_path, capsys):
     out = tmp_path / "run"
-    argv = ["--data", str(toy_npz), "--widths", "4,8", "--types", "0,1", "--epochs", "1", "--batch_size", "50",
+    argv = ["--space", "mlp", "--data", str(toy_npz), "--widths", "4,8", "--types", "0,1", "--epochs", "1",
+            "--batch_size", "50",
             "--controller_steps", "1", "--controller_batch", "3", "--output_dir", str(out),
             "--cache_dir", str(tmp_path / "cache")]
     assert search_arc_mnist.main([*argv, "--plot"]) == 0

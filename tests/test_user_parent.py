@@ -99,7 +99,7 @@ def test_npz_parent_in_either_layout_predicts_the_same(toy, tmp_path):
 def test_users_parent_drives_a_search_and_is_recorded(toy, tmp_path, capsys):
     folder, _, _ = toy
     out = tmp_path / "run"
-    argv = ["--data", str(folder / "data.npz"), "--parent", str(folder / "parent.keras"), "--widths", "4,8",
+    argv = ["--space", "mlp", "--data", str(folder / "data.npz"), "--parent", str(folder / "parent.keras"), "--widths", "4,8",
             "--types", "0,1", "--epochs", "1", "--batch_size", "60", "--controller_steps", "1",
             "--controller_batch", "2", "--output_dir", str(out)]
     assert search_arc_mnist.main(argv) == 0
@@ -108,5 +108,5 @@ def test_users_parent_drives_a_search_and_is_recorded(toy, tmp_path, capsys):
     result = json.loads((out / "result.json").read_text())
     assert result["parent"]["source"].startswith(str(folder / "parent.keras"))
     assert len(result["best_arch"].split()) == 4  # depth follows the parent's two hidden layers
-    assert search_arc_mnist.main([*argv[:4], "--emb_layers", "first,bogus", "--output_dir", str(tmp_path / "x")]) == 2
+    assert search_arc_mnist.main([*argv[:6], "--emb_layers", "first,bogus", "--output_dir", str(tmp_path / "x")]) == 2
     assert "'bogus'" in capsys.readouterr().err

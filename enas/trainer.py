@@ -1,0 +1,421 @@
+"""Retrain one architecture to convergence and hand back a deployable model (the library behind ``train_arc.py``).
+
+The recipe, chosen for quantized nets: Adam (the legacy Keras optimizer, which larq's optimizers
+also build on) with a one-epoch linear warm-up and a cosine decay to zero over ``max_epochs``;
+after every epoch BatchNorm's moving statistics are re-estimated at the current weights (see
+``BatchNormCalibrator``), then early stopping on validation accuracy with ``patience``; the best
+epoch's weights are restored and the test split is evaluated exactly once, at the end.
+
+A run lives in one output folder::
+
+    INCOMPLETE          present until the run has finished (result.json is then written last)
+    run_config.json     the settings a resumed run must share
+    checkpoints/        every epoch: weights, optimizer, epoch, early-stopping state, history, RNG
+    best/               the weights of the best epoch so far
+    tensorboard/        per-epoch scalars, the architecture as text, hparams
+    model.keras         the trained model (reload with ``enas.export.load_model``)
+    model.tflite        through Larq Compute Engine, when it is installed
+    result.json         metrics, sizes, provenance: written atomically, at the very end
+
+Resuming is exact: the data order of epoch ``e`` is a pure function of ``(seed, e)``, the learning
+rate a pure function of the optimizer's step counter, and everything else that changes is in the
+checkpoint, so an interrupted run continued with ``resume=True`` ends with the same weights as an
+uninterrupted one.
+"""
+from __future__ import annotations
+
+import json
+import math
+import os
+import signal
+import sys
+import threading
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any
+
+os.environ.setdefault("TF_USE_LEGACY_KERAS", "1")
+
+import larq as lq
+import numpy as np
+import tensorflow as tf
+
+from enas.arch import Architecture, parse_arch
+from enas.batchnorm_calibration import BatchNormCalibrator
+from enas.data import Dataset, load_dataset
+from enas.errors import UserInputError
+from enas.export import TfliteExport, export_tflite, load_model, save_model, tflite_predict
+from enas.models import arch_bits, build_model
+from enas.run_folder import INCOMPLETE, TrainState, prepare_output_dir
+from enas.runinfo import run_record, write_json_atomic
+from enas.seeding import seed_everything
+from enas.space import SearchSpace, get_space
+from enas.tensorboard_logging import RunLogger
+from quantize.size import SizeReport, model_macs
+
+INIT_CHOICES = ("random", "parent")
+# Settings that change the result: a resumed run must use the same ones.
+RESUME_KEYS = ("arch", "space", "dataset", "data_path", "max_epochs", "batch_size", "seed", "init",
+               "lr", "warmup_epochs", "patience", "val_fraction")
+CHECK_SAMPLES = 256  # test images used to check the reloaded and the TFLite model
+BN_CALIBRATION_SAMPLES = 2000  # training images whose batch statistics become BatchNorm's moving statistics
+
+
+@dataclass
+class TrainConfig:
+    """Everything that defines one training run (the CLI's flags)."""
+
+    arch: str
+    space: str = "mlp"
+    dataset: str = "mnist"
+    data_path: str | None = None
+    max_epochs: int = 30
+    batch_size: int = 100
+    seed: int = 0
+    output_dir: str | None = None
+    resume: bool = False
+    init: str = "random"
+    lr: float = 3e-3
+    warmup_epochs: int = 1
+    patience: int = 10
+    val_fraction: float = 0.1
+    cache_dir: str = "cache"
+    tflite: bool = True
+
+    def validate(self) -> None:
+        """Refuse settings that cannot work, saying what is expected."""
+        checks = [
+            (self.max_epochs >= 1, f"max_epochs must be at least 1, got {self.max_epochs}"),
+            (self.batch_size >= 1, f"batch_size must be at least 1, got {self.batch_size}"),
+            (self.patience >= 1, f"patience must be at least 1 epoch, got {self.patience}"),
+            (0 <= self.warmup_epochs < self.max_epochs,
+             f"warmup_epochs must be between 0 and max_epochs - 1 ({self.max_epochs - 1}), got {self.warmup_epochs}"),
+            (self.lr > 0 and math.isfinite(self.lr), f"lr must be a positive number, got {self.lr}"),
+            (self.init in INIT_CHOICES, f"unknown --init {self.init!r}; expected one of {list(INIT_CHOICES)}"),
+        ]
+        for ok, message in checks:
+            if not ok:
+                raise UserInputError(message)
+
+    def identity(self, arch: Architecture) -> dict[str, Any]:
+        """The settings a resumed run must share, in canonical form."""
+        values = asdict(self)
+        values["arch"] = arch.to_string()
+        values["data_path"] = str(Path(self.data_path).resolve()) if self.data_path else None
+        return {key: values[key] for key in RESUME_KEYS}
+
+
+def default_output_dir(config: TrainConfig, arch: Architecture) -> Path:
+    """``runs/train_arc/<space>-<arch with underscores>-<data>-seed<S>``."""
+    data = Path(config.data_path).stem if config.data_path else config.dataset
+    return Path("runs") / "train_arc" / f"{config.space}-{'_'.join(arch.to_string().split())}-{data}-seed{config.seed}"
+
+
+class TrainingInterrupted(Exception):
+    """Training stopped by Ctrl-C; the last finished epoch's checkpoint is intact."""
+
+    def __init__(self, output_dir: Path, epochs_done: int):
+        super().__init__(f"training interrupted after {epochs_done} finished epoch(s); "
+                         f"the checkpoint is in {output_dir / 'checkpoints'}")
+        self.output_dir = output_dir
+        self.epochs_done = epochs_done
+
+
+@dataclass
+class TrainResult:
+    """A finished run: the trained model (best epoch), the result record, and where files went."""
+
+    model: tf.keras.Model
+    record: dict[str, Any]
+    output_dir: Path
+    files: dict[str, str] = field(default_factory=dict)
+
+    @property
+    def test_accuracy(self) -> float:
+        return float(self.record["metrics"]["test_accuracy"])
+
+
+def learning_rate_schedule(lr: float, steps_per_epoch: int, max_epochs: int,
+                           warmup_epochs: int) -> tf.keras.optimizers.schedules.LearningRateSchedule:
+    """Linear warm-up from lr/10 to ``lr`` over ``warmup_epochs``, then cosine decay to 0 at ``max_epochs``."""
+    warmup = warmup_epochs * steps_per_epoch
+    return tf.keras.optimizers.schedules.CosineDecay(
+        initial_learning_rate=lr / 10 if warmup else lr, decay_steps=max_epochs * steps_per_epoch - warmup,
+        warmup_target=lr if warmup else None, warmup_steps=warmup,
+    )
+
+
+def epoch_order(seed: int, epoch: int, n: int) -> np.ndarray:
+    """The shuffle of epoch ``epoch``: a function of (seed, epoch) only, so resumed runs repeat it."""
+    return np.random.default_rng([int(seed), int(epoch)]).permutation(n)
+
+
+def warmstart_function() -> Callable[[tf.keras.Model, tf.keras.Model, np.ndarray], None]:
+    """``ecomp_tf.warmstart.init_from_parent``, or a clear error when this installation lacks it."""
+    try:
+        from ecomp_tf.warmstart import init_from_parent
+    except ImportError as err:
+        if isinstance(err, ModuleNotFoundError) and err.name not in ("ecomp_tf.warmstart", "ecomp_tf"):
+            raise
+        raise UserInputError(
+            "--init parent needs ecomp_tf.warmstart.init_from_parent (start from the float parent pruned to the "
+            "architecture's widths), which this installation does not have yet; use --init random"
+        ) from None
+    return init_from_parent
+
+
+class _StopRequest(tf.keras.callbacks.Callback):
+    """Turns Ctrl-C into a clean stop at the next batch boundary.
+
+    A KeyboardInterrupt raised inside TensorFlow's C++ code can surface as another error type
+    (``SystemError``), so while installed the first Ctrl-C only sets a flag, and this callback
+    raises ``KeyboardInterrupt`` from Python between batches. A second Ctrl-C interrupts at once.
+    """
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.requested = False
+        self._previous: Any = None
+
+    def __enter__(self) -> None:
+        if threading.current_thread() is threading.main_thread():
+            self._previous = signal.signal(signal.SIGINT, self._handle)
+
+    def __exit__(self, *exc: object) -> None:
+        if self._previous is not None:
+            signal.signal(signal.SIGINT, self._previous)
+            self._previous = None
+
+    def _handle(self, signum: int, frame: Any) -> None:
+        self.requested = True
+        signal.signal(signal.SIGINT, self._previous or signal.default_int_handler)
+        print("\nCtrl-C: stopping at the end of this batch (press again to quit at once)", file=sys.stderr, flush=True)
+
+    def check(self) -> None:
+        if self.requested:
+            raise KeyboardInterrupt
+
+    def on_train_batch_end(self, batch: int, logs: dict | None = None) -> None:
+        self.check()
+
+    def on_test_batch_end(self, batch: int, logs: dict | None = None) -> None:
+        self.check()
+
+
+class _Progress(tf.keras.callbacks.Callback):
+    """A one-line, overwritten progress display for terminals."""
+
+    def __init__(self, epoch: int, max_epochs: int, steps: int):
+        super().__init__()
+        self.prefix, self.steps = f"epoch {epoch}/{max_epochs}", steps
+
+    def on_train_batch_end(self, batch: int, logs: dict | None = None) -> None:
+        if batch % 5 == 0 or batch + 1 == self.steps:
+            logs = logs or {}
+            sys.stdout.write(f"\r  {self.prefix}  step {batch + 1}/{self.steps}  loss {logs.get('loss', 0):.4f}"
+                             f"  acc {logs.get('accuracy', 0):.4f}")
+            sys.stdout.flush()
+
+    def on_epoch_end(self, epoch: int, logs: dict | None = None) -> None:
+        sys.stdout.write("\r" + " " * 72 + "\r")
+        sys.stdout.flush()
+
+
+def train_architecture(config: TrainConfig, log: Callable[[str], None] | None = None,
+                       callbacks: Sequence[tf.keras.callbacks.Callback] = (),
+                       progress: bool | None = None, command: str | None = None) -> TrainResult:
+    """Train ``config.arch`` to convergence, save everything into the output folder, return the result.
+
+    Raises ``UserInputError`` for bad settings, data or output folder (before anything is written
+    where possible) and ``TrainingInterrupted`` on Ctrl-C. ``callbacks`` are extra Keras callbacks
+    for every epoch's ``fit`` (tests use one to simulate an interruption); ``command`` is the command
+    line recorded in result.json (default: this process's).
+    """
+    provenance = {"command": command} if command else {}
+    log = log or (lambda text: print(text, flush=True))
+    progress = sys.stdout.isatty() if progress is None else progress
+    started = time.time()
+    config.validate()
+    space = get_space(config.space)
+    arch = parse_arch(config.arch, space)
+    warmstart = warmstart_function() if config.init == "parent" else None
+    folder = Path(config.output_dir) if config.output_dir else default_output_dir(config, arch)
+    data = load_dataset(config.dataset, config.data_path, config.val_fraction, seed=config.seed)
+    resuming = prepare_output_dir(folder, config.identity(arch), config.resume, log, provenance)
+
+    seed_everything(config.seed)
+    tf.random.set_global_generator(tf.random.Generator.from_seed(config.seed))  # checkpointed with the rest
+    model = build_model(space, arch, data.input_shape, data.num_classes, name="child")
+    steps = math.ceil(len(data.x_train) / config.batch_size)
+    schedule = learning_rate_schedule(config.lr, steps, config.max_epochs, config.warmup_epochs)
+    optimizer = tf.keras.optimizers.legacy.Adam(schedule)
+    model.compile(optimizer=optimizer, loss="sparse_categorical_crossentropy", metrics=["accuracy"])
+    optimizer._create_all_weights(model.trainable_variables)  # step counter and slots exist before a restore
+    state = TrainState(model, optimizer, folder)
+    parent_info = None
+    log(f"train_arc: {arch.to_string()} ({arch.readable()}) in space {space.name}; {data.describe()}")
+    lq.models.summary(model, print_fn=log)
+    if resuming and state.restore_latest():
+        log(f"resuming from {state.manager.latest_checkpoint} (epoch {int(state.epoch.numpy())})")
+        if warmstart is not None:
+            parent_info = {"source": "initialised from the float parent before the first checkpoint"}
+    elif warmstart is not None:
+        parent_info = _init_from_parent(warmstart, model, space, data, config, log)
+
+    tb = RunLogger(folder / "tensorboard")
+    stop = _StopRequest()
+    try:
+        with stop:
+            tb.start(arch, space.name, {k: v for k, v in config.identity(arch).items()
+                                        if k not in ("arch", "space") and v is not None})
+            _fit_epochs(model, optimizer, schedule, state, tb, data, config, steps, log, [stop, *callbacks], progress)
+            stop.check()
+            return _finish(model, state, tb, space, arch, data, config, folder, parent_info, started, log, provenance)
+    except KeyboardInterrupt:
+        raise TrainingInterrupted(folder, int(state.epoch.numpy())) from None
+    finally:
+        tb.close()
+
+
+def _init_from_parent(warmstart, model, space: SearchSpace, data: Dataset, config: TrainConfig,
+                      log: Callable[[str], None]) -> dict[str, Any]:
+    from ecomp_tf.parent import get_parent, probe_batch
+
+    parent = get_parent(space, data, seed=config.seed, cache_dir=config.cache_dir, log=log)
+    try:
+        warmstart(model, parent.model, probe_batch(data, seed=config.seed))
+    except ValueError as err:
+        raise UserInputError(f"--init parent: {err}") from None
+    log(f"initialised from the float parent {parent.source} (test accuracy {parent.test_accuracy:.4f})")
+    return {"source": parent.source, "test_accuracy": parent.test_accuracy}
+
+
+def _fit_epochs(model, optimizer, schedule, state: TrainState, tb: RunLogger, data: Dataset, config: TrainConfig,
+                steps: int, log: Callable[[str], None], callbacks: Sequence[tf.keras.callbacks.Callback],
+                progress: bool) -> None:
+    """Run epochs from the checkpointed one until early stopping or ``max_epochs``, checkpointing each."""
+    history = state.get_history()
+    eval_batch = max(config.batch_size, 500)
+    calibrate = BatchNormCalibrator(model, config.batch_size)
+    n_calibration = min(len(data.x_train), BN_CALIBRATION_SAMPLES)
+    stop = next((c for c in callbacks if isinstance(c, _StopRequest)), None)
+    while int(state.epoch.numpy()) < config.max_epochs and not bool(state.stopped.numpy()):
+        if stop is not None:
+            stop.check()
+        epoch = int(state.epoch.numpy())  # epochs done so far; this one is epoch + 1
+        t0 = time.time()
+        lr = float(schedule(optimizer.iterations))
+        order = epoch_order(config.seed, epoch, len(data.x_train))
+        extra = [_Progress(epoch + 1, config.max_epochs, steps)] if progress else []
+        fit = model.fit(data.x_train[order], data.y_train[order], batch_size=config.batch_size, epochs=1,
+                        shuffle=False, verbose=0, callbacks=[*extra, *callbacks])
+        calibrate(data.x_train[order[:n_calibration]])
+        val_loss, val_acc = model.evaluate(data.x_val, data.y_val, batch_size=eval_batch, verbose=0,
+                                           callbacks=[stop] if stop is not None else None)
+        row = {"epoch": epoch + 1, "lr": lr, "loss": float(fit.history["loss"][0]),
+               "accuracy": float(fit.history["accuracy"][0]), "val_loss": float(val_loss),
+               "val_accuracy": float(val_acc)}
+        if val_acc > float(state.best_val.numpy()):
+            state.best_val.assign(float(val_acc))
+            state.best_epoch.assign(epoch + 1)
+            state.wait.assign(0)
+            state.save_best()  # before the checkpoint that points at it
+        else:
+            state.wait.assign_add(1)
+        state.stopped.assign(int(state.wait.numpy()) >= config.patience)
+        history.append(row)
+        state.history.assign(json.dumps(history))
+        state.epoch.assign(epoch + 1)
+        state.elapsed.assign_add(time.time() - t0)
+        tb.epoch(epoch + 1, {"loss/train": row["loss"], "loss/val": row["val_loss"], "accuracy/train": row["accuracy"],
+                             "accuracy/val": row["val_accuracy"], "learning_rate": lr})
+        state.save()
+        log(f"epoch {epoch + 1:3d}/{config.max_epochs}  lr {lr:.2e}  loss {row['loss']:.4f}  acc {row['accuracy']:.4f}"
+            f"  val_loss {row['val_loss']:.4f}  val_acc {row['val_accuracy']:.4f}"
+            f"  best {float(state.best_val.numpy()):.4f} (epoch {int(state.best_epoch.numpy())})"
+            f"  {time.time() - t0:.1f} s")
+    if bool(state.stopped.numpy()):
+        log(f"early stopping: no better validation accuracy for {config.patience} epochs")
+
+
+def _finish(model, state: TrainState, tb: RunLogger, space: SearchSpace, arch: Architecture, data: Dataset,
+            config: TrainConfig, folder: Path, parent_info: dict[str, Any] | None, started: float,
+            log: Callable[[str], None], provenance: dict[str, Any]) -> TrainResult:
+    """Restore the best epoch, test once, export, and write result.json last."""
+    if state.restore_best():
+        log(f"restored the best epoch ({int(state.best_epoch.numpy())}, val_acc {float(state.best_val.numpy()):.4f})")
+    test_loss, test_acc = model.evaluate(data.x_test, data.y_test, batch_size=max(config.batch_size, 500), verbose=0)
+    sample = data.x_test[:CHECK_SAMPLES]
+    expected = model.predict(sample, batch_size=CHECK_SAMPLES, verbose=0)
+
+    model_path = save_model(model, folder / "model.keras")
+    reload_diff = float(np.max(np.abs(load_model(model_path).predict(sample, verbose=0) - expected)))
+    tflite = export_tflite(model, folder / "model.tflite") if config.tflite else TfliteExport(None, "turned off")
+    tflite_info: dict[str, Any] = tflite.as_dict()
+    if tflite.path is not None:
+        lite = tflite_predict(tflite.path, sample)
+        tflite_info["argmax_agreement"] = float(np.mean(lite.argmax(1) == expected.argmax(1)))
+        tflite_info["bytes"] = tflite.path.stat().st_size
+
+    parent_arch = parse_arch(space.parent_arch_string(), space)
+    size = SizeReport(arch_bits(space, arch, data.input_shape, data.num_classes),
+                      arch_bits(space, parent_arch, data.input_shape, data.num_classes))
+    macs = model_macs(model)
+    history = state.get_history()
+    metrics = {
+        "test_accuracy": float(test_acc), "test_loss": float(test_loss),
+        "best_val_accuracy": float(state.best_val.numpy()), "best_epoch": int(state.best_epoch.numpy()),
+        "epochs_run": int(state.epoch.numpy()), "stopped_early": bool(state.stopped.numpy()),
+    }
+    record = {
+        "arch": arch.to_string(), "readable": arch.readable(), "space": space.name, "data": data.name,
+        "metrics": metrics,
+        "size": {**size.as_dict(), "parent_arch": parent_arch.to_string()},
+        "macs": {**macs, "binary_share": macs["binary"] / macs["total"] if macs["total"] else 0.0},
+        "params": int(model.count_params()),
+        "train_seconds": round(float(state.elapsed.numpy()), 1),
+        "wall_seconds_this_process": round(time.time() - started, 1),
+        "config": asdict(config), "init_parent": parent_info,
+        "files": {"model": model_path.name, "tensorboard": "tensorboard", "checkpoints": "checkpoints",
+                  "tflite": tflite.path.name if tflite.path else None},
+        "reload_max_abs_diff": reload_diff, "tflite": tflite_info, "history": history,
+        **run_record(config.seed, **provenance),
+    }
+    tb.final(int(state.epoch.numpy()), {"test_accuracy": metrics["test_accuracy"], "test_loss": metrics["test_loss"],
+                                        "best_val_accuracy": metrics["best_val_accuracy"], "kib": size.kib,
+                                        "bits_ratio": size.ratio})
+    write_json_atomic(folder / "result.json", record)
+    (folder / INCOMPLETE).unlink(missing_ok=True)
+    files = {"model": str(model_path), "result": str(folder / "result.json"),
+             "tensorboard": str(folder / "tensorboard")}
+    if tflite.path is not None:
+        files["tflite"] = str(tflite.path)
+    return TrainResult(model=model, record=record, output_dir=folder, files=files)
+
+
+def format_result(result: TrainResult) -> str:
+    """The final block the CLI prints: accuracy, size against the parent, MACs, parameters, time, files."""
+    r, m = result.record, result.record["metrics"]
+    macs = r["macs"]
+    tflite = r["tflite"]
+    lines = [
+        "== result ==",
+        f"architecture   {r['arch']}  ({r['readable']}), space {r['space']}, data {r['data']}",
+        (f"test accuracy  {m['test_accuracy']:.4f}  (best epoch {m['best_epoch']} of {m['epochs_run']}, "
+         f"val {m['best_val_accuracy']:.4f}{', stopped early' if m['stopped_early'] else ''})"),
+        (f"model size     {r['size']['kib']:.2f} KiB ({r['size']['bits']} bits) = {r['size']['bits_ratio']:.4f} of the "
+         f"float parent {r['size']['parent_arch']} ({r['size']['parent_bits'] / 8192:.2f} KiB)"),
+        f"MACs           {macs['total']:,} (binary {macs['binary']:,} = {100 * macs['binary_share']:.1f}%)",
+        f"parameters     {r['params']:,}",
+        f"wall time      {r['train_seconds']:.1f} s training, {r['wall_seconds_this_process']:.1f} s this process",
+        f"saved          {', '.join(result.files.values())}",
+        f"reload with    import larq; tf.keras.models.load_model({result.files['model']!r})",
+    ]
+    if tflite.get("skipped"):
+        lines.append(f"tflite         skipped: {tflite['skipped']}")
+    elif tflite.get("path"):
+        lines.append(f"tflite         {tflite['bytes']:,} bytes; top-1 agrees with Keras on "
+                     f"{100 * tflite['argmax_agreement']:.1f}% of {CHECK_SAMPLES} test images")
+    return "\n".join(lines)
