@@ -1,0 +1,55 @@
+"""What the benchmark scripts share: the repo on sys.path, BENCHMARKS.md sections, Kendall's tau."""
+from __future__ import annotations
+
+import math
+import os
+import re
+import sys
+from collections.abc import Sequence
+from pathlib import Path
+
+os.environ.setdefault("TF_USE_LEGACY_KERAS", "1")
+os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
+ROOT = Path(__file__).resolve().parents[1]
+if str(ROOT) not in sys.path:
+    sys.path.insert(0, str(ROOT))
+
+DEFAULT_DATA = str(ROOT.parent / "shared" / "data" / "mnist-10k.npz")
+BENCHMARKS = ROOT / "BENCHMARKS.md"
+
+
+def write_section(name: str, markdown: str) -> None:
+    """Replace (or append) the ``<!-- section: name -->`` block of BENCHMARKS.md."""
+    text = BENCHMARKS.read_text() if BENCHMARKS.exists() else "# Benchmarks\n"
+    block = f"<!-- section: {name} -->\n{markdown.strip()}\n<!-- end: {name} -->"
+    pattern = re.compile(rf"<!-- section: {re.escape(name)} -->.*?<!-- end: {re.escape(name)} -->", re.DOTALL)
+    text = pattern.sub(lambda _: block, text) if pattern.search(text) else text.rstrip() + "\n\n" + block + "\n"
+    BENCHMARKS.write_text(text)
+
+
+def kendall_tau(x: Sequence[float], y: Sequence[float]) -> float:
+    """Kendall's tau-b (ties in either ranking handled), from scratch: O(n^2) is fine for a few dozen points."""
+    concordant = discordant = ties_x = ties_y = 0
+    for i in range(len(x)):
+        for j in range(i + 1, len(x)):
+            dx, dy = _sign(x[i] - x[j]), _sign(y[i] - y[j])
+            if dx == 0 and dy == 0:
+                continue
+            if dx == 0:
+                ties_x += 1
+            elif dy == 0:
+                ties_y += 1
+            elif dx == dy:
+                concordant += 1
+            else:
+                discordant += 1
+    denominator = math.sqrt((concordant + discordant + ties_x) * (concordant + discordant + ties_y))
+    return (concordant - discordant) / denominator if denominator else 0.0
+
+
+def _sign(v: float) -> int:
+    return (v > 0) - (v < 0)
+
+
+def log(line: str) -> None:
+    print(line, flush=True)
