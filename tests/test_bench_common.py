@@ -2,11 +2,10 @@
 import sys
 
 import pytest
-
 from conftest import ROOT
 
 sys.path.insert(0, str(ROOT / "bench"))
-import common  # noqa: E402
+import common
 
 
 def test_kendall_tau_known_values():
