@@ -8,6 +8,10 @@ after retraining, its size and bits ratio to the float parent, and total minutes
 """
 from __future__ import annotations
 
+import os
+
+os.environ.setdefault("TF_USE_LEGACY_KERAS", "1")  # before anything imports TensorFlow
+
 import argparse
 import json
 import shlex

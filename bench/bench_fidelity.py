@@ -9,6 +9,10 @@ reports Kendall's tau between the two rankings (validation accuracy). Writes the
 """
 from __future__ import annotations
 
+import os
+
+os.environ.setdefault("TF_USE_LEGACY_KERAS", "1")  # before anything imports TensorFlow
+
 import argparse
 import json
 from pathlib import Path

@@ -9,6 +9,10 @@ of each strategy's pick after ``train_arc``. Writes the ``strategies`` section o
 """
 from __future__ import annotations
 
+import os
+
+os.environ.setdefault("TF_USE_LEGACY_KERAS", "1")  # before anything imports TensorFlow
+
 import argparse
 import json
 from pathlib import Path

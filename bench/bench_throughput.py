@@ -9,6 +9,10 @@ batch. Writes the ``throughput`` section of BENCHMARKS.md.
 """
 from __future__ import annotations
 
+import os
+
+os.environ.setdefault("TF_USE_LEGACY_KERAS", "1")  # before anything imports TensorFlow
+
 import argparse
 import time
 

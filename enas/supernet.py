@@ -129,9 +129,10 @@ class Supernet(tf.Module):
             z = tf.matmul(h, kernel) if dense else tf.nn.conv2d(h, kernel, strides=1, padding="SAME")
             used.append(variable)
             if self._uses_bn[t]:
-                mean, var = tf.nn.moments(z, [0] if dense else [0, 1, 2])
-                moments.append((mean, var))
-                if bn_stats is not None:
+                if bn_stats is None:  # training and calibration: this batch's statistics
+                    mean, var = tf.nn.moments(z, [0] if dense else [0, 1, 2])
+                    moments.append((mean, var))
+                else:
                     mean, var = bn_stats[i]
                 gamma, beta = self.gammas[i][t], self.betas[i][t]
                 h = tf.nn.batch_normalization(z, mean, var, beta[:width], gamma[:width], BN_EPSILON)
