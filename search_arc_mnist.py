@@ -35,6 +35,8 @@ def build_parser() -> argparse.ArgumentParser:
                         "(default %(default)s)")
     p.add_argument("--max_kib", type=float,
                    help="size budget: architectures above it are penalised and never picked (default: none)")
+    p.add_argument("--max_minutes", type=float,
+                   help="time budget: stop after the epoch that passes it, then pick the winner (default: none)")
     p.add_argument("--child_sampling", default="uniform", choices=["uniform", "strategy"],
                    help="who picks the child trained on each minibatch (default %(default)s)")
     p.add_argument("--controller_steps", type=int, default=5, help="strategy updates per epoch (default %(default)s)")

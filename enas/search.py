@@ -57,6 +57,7 @@ class SearchConfig:
     final_candidates: int = 10
     reward: RewardWeights = field(default_factory=RewardWeights)
     max_kib: float | None = None
+    max_minutes: float | None = None
     seed: int = 0
 
     def to_dict(self) -> dict:
@@ -241,6 +242,9 @@ class Search:
             self.manager.save(checkpoint_number=epoch)
             write_json_atomic(self.output_dir / "state.json", {"epochs_done": epoch, "minutes": self.minutes()})
             self.writer.flush()
+            if cfg.max_minutes is not None and self.minutes() >= cfg.max_minutes and epoch < cfg.epochs:
+                self.log(f"time budget of {cfg.max_minutes:g} minutes reached after epoch {epoch}: picking the winner")
+                break
         return self.finish()
 
     def finish(self) -> SearchResult:

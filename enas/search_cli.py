@@ -39,6 +39,8 @@ def check_args(args: argparse.Namespace) -> None:
     for flag in ("epochs", "batch_size", "controller_steps", "controller_batch"):
         if getattr(args, flag) < 1:
             raise UserInputError(f"--{flag} must be a positive integer, got {getattr(args, flag)}")
+    if args.max_minutes is not None and args.max_minutes <= 0:
+        raise UserInputError(f"--max_minutes must be positive, got {args.max_minutes}")
     if args.max_kib is not None and args.max_kib <= 0:
         raise UserInputError(f"--max_kib must be positive, got {args.max_kib}")
     if args.lr <= 0:
@@ -69,7 +71,8 @@ def run_from_args(args: argparse.Namespace, argv: list[str]) -> int:
     config = SearchConfig(strategy=args.strategy, epochs=args.epochs, batch_size=args.batch_size,
                           learning_rate=args.lr, child_sampling=args.child_sampling,
                           controller_steps=args.controller_steps, controller_batch=args.controller_batch,
-                          reward=RewardWeights.parse(args.reward_weights), max_kib=args.max_kib, seed=args.seed)
+                          reward=RewardWeights.parse(args.reward_weights), max_kib=args.max_kib,
+                          max_minutes=args.max_minutes, seed=args.seed)
     output_dir = Path(args.output_dir or f"runs/search/{args.space}-{args.strategy}-seed{args.seed}")
     _prepare_output(output_dir, config, args.resume)
     seed_everything(args.seed)

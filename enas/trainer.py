@@ -317,7 +317,7 @@ def _fit_epochs(model, optimizer, schedule, state: TrainState, tb: RunLogger, da
         row = {"epoch": epoch + 1, "lr": lr, "loss": float(fit.history["loss"][0]),
                "accuracy": float(fit.history["accuracy"][0]), "val_loss": float(val_loss),
                "val_accuracy": float(val_acc)}
-        if val_acc > float(state.best_val.numpy()):
+        if val_acc >= float(state.best_val.numpy()):  # a tie keeps the later epoch: its learning rate is lower
             state.best_val.assign(float(val_acc))
             state.best_epoch.assign(epoch + 1)
             state.wait.assign(0)
@@ -337,7 +337,7 @@ def _fit_epochs(model, optimizer, schedule, state: TrainState, tb: RunLogger, da
             f"  best {float(state.best_val.numpy()):.4f} (epoch {int(state.best_epoch.numpy())})"
             f"  {time.time() - t0:.1f} s")
     if bool(state.stopped.numpy()):
-        log(f"early stopping: no better validation accuracy for {config.patience} epochs")
+        log(f"early stopping: validation accuracy below its best for {config.patience} epochs")
 
 
 def _finish(model, state: TrainState, tb: RunLogger, space: SearchSpace, arch: Architecture, data: Dataset,

@@ -152,6 +152,7 @@ def test_resume_gives_the_same_state_as_an_uninterrupted_run(toy_npz, tmp_path):
     (["--strategy", "random,random"], "each once"),
     (["--num_layers", "40"], "num_layers must be between 1 and 16"),
     (["--max_kib", "-3"], "--max_kib must be positive"),
+    (["--max_minutes", "0"], "--max_minutes must be positive"),
     (["--data", "/nonexistent/x.npz"], "does not exist"),
 ])
 def test_malformed_flags_get_clear_messages(flags, message, tmp_path, capsys):
@@ -179,6 +180,13 @@ def test_size_budget_is_respected_by_the_final_pick(toy_npz, tmp_path):
     rows = [json.loads(line) for line in (tmp_path / "budget" / "evaluations.jsonl").read_text().splitlines()]
     over = [r for r in rows if r["kib"] > 2.0]
     assert over and all(r["reward"] < r["acc"] - 0.5 for r in over)  # penalised
+
+
+def test_time_budget_stops_after_the_epoch_that_passes_it(toy_npz, tmp_path):
+    search = _tiny_search(toy_npz, tmp_path / "budget", 3, tmp_path / "cache")
+    search.config.max_minutes = 1e-6
+    result = search.run()
+    assert int(search.epoch.numpy()) == 1 and result is not None and result.best is not None
 
 
 def test_cli_end_to_end_prints_a_runnable_retrain_command(toy_npz, tmp_path, capsys):
