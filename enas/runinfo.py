@@ -45,6 +45,7 @@ def write_json_atomic(path: str | Path, payload: Any) -> None:
     with os.fdopen(fd, "w") as f:
         json.dump(payload, f, indent=2, default=_jsonable)
         f.write("\n")
+    os.chmod(tmp, 0o644)  # mkstemp makes it private; a result file is for everyone to read
     os.replace(tmp, path)
 
 
