@@ -47,6 +47,11 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--init", default="random", choices=("random", "parent"),
                         help="'random' (default) or 'parent': start from the float parent of the space pruned to "
                              "the architecture's widths (trained once and cached in --cache_dir)")
+    parser.add_argument("--parent", metavar="PATH",
+                        help="start from YOUR trained model instead (.keras, .h5, SavedModel folder, or .npz of "
+                             "Dense weights); implies --init parent")
+    parser.add_argument("--parent_layout", default="in_out", choices=("in_out", "out_in"),
+                        help="kernel layout of an .npz --parent: in_out (Keras) or out_in (PyTorch) (default: in_out)")
     parser.add_argument("--cache_dir", default="cache", help="where the float parent is cached (default: cache)")
     parser.add_argument("--output_dir", metavar="DIR",
                         help="output folder (default: runs/train_arc/<space>-<arch>-<data>-seed<S>)")
@@ -73,7 +78,7 @@ def main(argv: list[str] | None = None) -> int:
         arch=args.fixed_arc, space=args.space, dataset=args.dataset, data_path=args.data,
         max_epochs=args.max_epochs, batch_size=args.batch_size, seed=args.seed, output_dir=args.output_dir,
         resume=args.resume, init=args.init, lr=args.lr, patience=args.patience, cache_dir=args.cache_dir,
-        tflite=args.tflite,
+        tflite=args.tflite, parent=args.parent, parent_layout=args.parent_layout,
     )
     try:
         result = train_architecture(config, command=shlex.join(["python", "train_arc.py", *argv]))

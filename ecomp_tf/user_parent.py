@@ -185,3 +185,34 @@ def weights_hash(model: tf.keras.Model) -> str:
         h.update(str(w.shape).encode())
         h.update(np.ascontiguousarray(w).tobytes())
     return h.hexdigest()
+
+
+def as_space_model(model: tf.keras.Model, space, data: Dataset) -> tf.keras.Model:
+    """The user's Dense/ReLU stack rebuilt as this toolkit's float mlp model (same weights, same outputs).
+
+    Warm starts and EComp's genomes address hidden blocks by their names (``h0_linear``, ...); a Dense stack
+    with ReLU hidden layers maps onto them exactly. Other structures are refused with what is supported.
+    """
+    from enas.arch import parse_arch
+    from enas.models import build_model
+
+    if space.kind != "dense":
+        raise UserInputError("starting from your own parent is supported for the mlp space (a stack of Dense layers "
+                             f"with ReLU); this run uses the {space.name} space")
+    layers = _flat_layers(model)
+    dense = [lay for lay in layers if isinstance(lay, tf.keras.layers.Dense)]
+    unsupported = [lay.name for lay in layers if not isinstance(lay, (tf.keras.layers.Dense, tf.keras.layers.ReLU,
+                                                                       tf.keras.layers.Activation, tf.keras.layers.Flatten,
+                                                                       tf.keras.layers.Reshape, tf.keras.layers.Softmax,
+                                                                       tf.keras.layers.InputLayer, tf.keras.layers.Dropout))]
+    activations = {getattr(lay.activation, "__name__", "") for lay in dense[:-1]} - {"relu", "linear"}
+    if len(dense) < 2 or unsupported or activations or not all(lay.use_bias for lay in dense):
+        raise UserInputError(
+            "starting from your own parent needs a stack of Dense layers (with biases) and ReLU between them; "
+            f"this parent has {[type(lay).__name__ for lay in layers]}")
+    arch = parse_arch(" ".join(f"{lay.units} 0" for lay in dense[:-1]), space)
+    rebuilt = build_model(space, arch, data.input_shape, data.num_classes, name="user_parent")
+    for i, lay in enumerate(dense[:-1]):
+        rebuilt.get_layer(f"h{i}_linear").set_weights(lay.get_weights())
+    rebuilt.get_layer("logits").set_weights(dense[-1].get_weights())
+    return rebuilt

@@ -58,7 +58,7 @@ from quantize.size import SizeReport, model_macs
 INIT_CHOICES = ("random", "parent")
 # Settings that change the result: a resumed run must use the same ones.
 RESUME_KEYS = ("arch", "space", "dataset", "data_path", "max_epochs", "batch_size", "seed", "init",
-               "lr", "warmup_epochs", "patience", "val_fraction")
+               "lr", "warmup_epochs", "patience", "val_fraction", "parent")
 CHECK_SAMPLES = 256  # test images used to check the reloaded and the TFLite model
 BN_CALIBRATION_SAMPLES = 2000  # training images whose batch statistics become BatchNorm's moving statistics
 
@@ -83,6 +83,12 @@ class TrainConfig:
     val_fraction: float = 0.1
     cache_dir: str = "cache"
     tflite: bool = True
+    parent: str | None = None  # a user's trained model to start from (implies init="parent")
+    parent_layout: str = "in_out"
+
+    def __post_init__(self) -> None:
+        if self.parent:
+            self.init = "parent"
 
     def validate(self) -> None:
         """Refuse settings that cannot work, saying what is expected."""
@@ -283,9 +289,16 @@ def _init_from_parent(warmstart, model, space: SearchSpace, data: Dataset, confi
                       log: Callable[[str], None]) -> dict[str, Any]:
     from ecomp_tf.parent import get_parent, probe_batch
 
-    parent = get_parent(space, data, seed=config.seed, cache_dir=config.cache_dir, log=log)
+    if config.parent:
+        from ecomp_tf.user_parent import as_space_model, load_user_parent
+
+        parent = load_user_parent(config.parent, data, layout=config.parent_layout, log=log)
+        parent_model = as_space_model(parent.model, space, data)
+    else:
+        parent = get_parent(space, data, seed=config.seed, cache_dir=config.cache_dir, log=log)
+        parent_model = parent.model
     try:
-        warmstart(model, parent.model, probe_batch(data, seed=config.seed))
+        warmstart(model, parent_model, probe_batch(data, seed=config.seed))
     except ValueError as err:
         raise UserInputError(f"--init parent: {err}") from None
     log(f"initialised from the float parent {parent.source} (test accuracy {parent.test_accuracy:.4f})")

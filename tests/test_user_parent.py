@@ -110,3 +110,29 @@ def test_users_parent_drives_a_search_and_is_recorded(toy, tmp_path, capsys):
     assert len(result["best_arch"].split()) == 4  # depth follows the parent's two hidden layers
     assert search_arc_mnist.main([*argv[:6], "--emb_layers", "first,bogus", "--output_dir", str(tmp_path / "x")]) == 2
     assert "'bogus'" in capsys.readouterr().err
+
+
+def test_train_arc_starts_from_the_users_parent(toy, tmp_path, capsys):
+    import train_arc
+
+    folder, _, _ = toy
+    out = tmp_path / "warm"
+    rc = train_arc.main(["-fixed_arc", "24 0 12 0", "--space", "mlp", "--data", str(folder / "data.npz"),
+                         "--parent", str(folder / "parent.keras"), "--max_epochs", "2", "--output_dir", str(out),
+                         "--no_tflite"])
+    assert rc == 0
+    result = json.loads((out / "result.json").read_text())
+    assert result["init_parent"]["source"].startswith(str(folder / "parent.keras"))
+    assert "test accuracy" in capsys.readouterr().out
+
+
+def test_users_dense_stack_maps_exactly_onto_the_mlp_space(toy):
+    from ecomp_tf.user_parent import as_space_model
+    from enas.space import get_space
+
+    _, data, model = toy
+    rebuilt = as_space_model(model, get_space("mlp"), data)
+    np.testing.assert_allclose(rebuilt.predict(data.x_test, verbose=0),
+                               model.predict(data.x_test.reshape(-1, 64), verbose=0), atol=1e-5)
+    with pytest.raises(UserInputError, match="mlp space"):
+        as_space_model(model, get_space("conv"), data)
