@@ -60,7 +60,8 @@ def main() -> int:
 `python bench/bench_end_to_end.py --seed {args.seed}` runs `python search_arc_mnist.py --data {args.data}`
 with every other setting at its default (conv space, 4 layers, 20 epochs, controller strategy), then the
 `train_arc.py` command the search printed, unchanged. Data: mnist-10k (7200 train / 800 val / 2000 test).
-Times are wall-clock minutes on this 2-core machine. The float parent's size is
+Times are wall-clock minutes on this 2-core machine; "search min" includes training and caching the float
+parent once (a fresh cache), as a first run does. The float parent's size is
 {size['parent_bits'] / 8192:.1f} KiB (`{size.get('parent_arch', '')}`).
 
 | seed | winner | shared-weight val acc | test acc after train_arc | KiB | bits ratio to parent | search min | train_arc min | total min |
