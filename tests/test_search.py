@@ -11,6 +11,7 @@ from enas.arch import parse_arch
 from enas.data import load_dataset
 from enas.evaluator import matching_depths
 from enas.report import pareto_front
+from enas.tensorboard_logging import read_scalars, read_text
 from enas.reward import RewardWeights
 from enas.search import Search, SearchConfig
 from enas.seeding import seed_everything
@@ -204,6 +205,12 @@ def test_cli_end_to_end_prints_a_runnable_retrain_command(toy_npz, tmp_path, cap
     assert parse_arch(result["best_arch"], get_space("mlp"))
     assert result["seed"] == 0 and "tensorflow" in result["versions"] and "command" in result
     assert (out / "pareto.png").stat().st_size > 1000 and "Pareto-optimal" in printed
+    scalars = read_scalars(out / "tensorboard")
+    for tag in ("child/loss", "child/train_accuracy", "child/lr", "controller/loss", "controller/entropy",
+                "controller/baseline", "controller/reward_terms/reward", "controller/reward_terms/sim",
+                "controller/reward_terms/size_ratio", "policy_controller/layer0_type/binary"):
+        assert tag in scalars, tag
+    assert "readable" in read_text(out / "tensorboard", "architectures_controller")[0]
     # the same folder again without --resume is refused; with --resume but other settings too
     assert search_arc_mnist.main(argv) == 2
     assert search_arc_mnist.main([*argv, "--resume", "--seed", "5"]) == 2
