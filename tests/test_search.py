@@ -11,13 +11,13 @@ from enas.arch import parse_arch
 from enas.data import load_dataset
 from enas.evaluator import matching_depths
 from enas.report import pareto_front
-from enas.tensorboard_logging import read_scalars, read_text
 from enas.reward import RewardWeights
 from enas.search import Search, SearchConfig
 from enas.seeding import seed_everything
 from enas.space import get_space
 from enas.strategies import RandomStrategy, make_strategy
 from enas.supernet import Supernet
+from enas.tensorboard_logging import read_scalars, read_text
 
 SHAPE = (8, 8, 1)
 
