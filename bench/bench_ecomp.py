@@ -3,7 +3,8 @@
     nice python bench/bench_ecomp.py --data ../shared/data/mnist-10k.npz --runs 10 \
         --variants faithful,improved --pop_size 50 --epochs 1 --final_batches 10
 
-Each variant runs seeds 0..runs-1 on the same cached float parent. Reported per variant: test
+Each variant runs seeds 0..runs-1 on the same cached float parent, the variants interleaved seed by
+seed so that they share the load of a shared machine alike. Reported per variant: test
 accuracy of the picked network (mean +- std, min), its size in bits as a fraction of the parent's,
 outlier runs (more than 5 points below the parent's test accuracy) and seconds per run. The
 ``ablation`` variants switch the improvements on one at a time, each row adding to the previous one.
@@ -11,6 +12,7 @@ outlier runs (more than 5 points below the parent's test accuracy) and seconds p
 from __future__ import annotations
 
 import argparse
+import ast
 import json
 import os
 import shlex
@@ -57,28 +59,35 @@ def variants(names: list[str], common: dict[str, Any], improved_generations: int
                 cfg = cfg.with_changes(**change)
                 out.append((label, cfg))
             assert cfg == Configs.improved(**common), "the ablation must end at the improved preset"
+        elif ":" in name:  # e.g. "improved:WIDTH_MUTATION_RATE=0" (a preset with some fields changed)
+            mode, _, changes = name.partition(":")
+            parsed = {k.strip(): ast.literal_eval(v.strip())
+                      for k, _, v in (item.partition("=") for item in changes.split(";"))}
+            out.append((name, Configs.for_mode(mode, **{**common, **parsed})))
         else:
-            raise SystemExit(f"unknown variant {name!r}; expected faithful, improved or ablation")
+            raise SystemExit(f"unknown variant {name!r}; expected faithful, improved, ablation or MODE:KEY=VALUE;...")
     return out
 
 
-def run_variant(label: str, cfg: Configs, runs: int, parent: Any, data: Any, out_dir: Path) -> dict[str, Any]:
+def run_all(chosen: list[tuple[str, Configs]], runs: int, parent: Any, data: Any, out_dir: Path) -> list[dict]:
+    """Every variant for seeds 0..runs-1, interleaved (seed 0 of each, then seed 1, ...) so that all
+    variants see the same share of the load of a shared machine; raw rows go to ``out_dir``."""
     from ecomp_tf.evolution import run_ecomp
 
-    rows = []
+    results = [{"variant": label, "configs": cfg.as_dict(), "runs": []} for label, cfg in chosen]
     for seed in range(runs):
-        start = time.time()
-        result = run_ecomp(parent, data, cfg, seed=seed)
-        rows.append({"seed": seed, "test_accuracy": result.test_accuracy, "bits_ratio": result.bits_ratio,
-                     "width_ratio": result.width_ratio, "arch": result.best.arch.readable(),
-                     "seconds": time.time() - start})
-        print(f"  {label} seed {seed}: {rows[-1]['arch']} acc {result.test_accuracy:.4f} "
-              f"bits {result.bits_ratio:.4f} ({rows[-1]['seconds']:.0f} s)", file=sys.stderr, flush=True)
-    summary = {"variant": label, "configs": cfg.as_dict(), "runs": rows}
+        for (label, cfg), res in zip(chosen, results):
+            start = time.time()
+            result = run_ecomp(parent, data, cfg, seed=seed)
+            row = {"seed": seed, "test_accuracy": result.test_accuracy, "bits_ratio": result.bits_ratio,
+                   "width_ratio": result.width_ratio, "arch": result.best.arch.readable(),
+                   "seconds": time.time() - start}
+            res["runs"].append(row)
+            print(f"  {label} seed {seed}: {row['arch']} acc {result.test_accuracy:.4f} "
+                  f"bits {result.bits_ratio:.4f} ({row['seconds']:.0f} s)", file=sys.stderr, flush=True)
     out_dir.mkdir(parents=True, exist_ok=True)
-    safe = "".join(c if c.isalnum() else "_" for c in label).strip("_")
-    (out_dir / f"{safe}.json").write_text(json.dumps(summary, indent=2))
-    return summary
+    (out_dir / "results.json").write_text(json.dumps(results, indent=2))
+    return results
 
 
 def table(results: list[dict[str, Any]], parent_acc: float) -> str:
@@ -100,7 +109,8 @@ def main() -> int:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--data", required=True, help="Keras-layout .npz, e.g. ../shared/data/mnist-10k.npz")
     p.add_argument("--runs", type=int, default=10)
-    p.add_argument("--variants", default="faithful,improved", help="comma-separated: faithful, improved, ablation")
+    p.add_argument("--variants", default="faithful,improved",
+                   help="comma-separated: faithful, improved, ablation, or MODE:KEY=VALUE;KEY=VALUE (a changed preset)")
     p.add_argument("--pop_size", type=int, default=50)
     p.add_argument("--epochs", type=float, default=1.0)
     p.add_argument("--generations", type=int, help="fixed generation count for every variant")
@@ -119,7 +129,7 @@ def main() -> int:
     common = {"POP_SIZE": args.pop_size, "EPOCHS": args.epochs, "FINAL_BATCHES": args.final_batches,
               "GENERATIONS": args.generations}
     chosen = variants([v.strip() for v in args.variants.split(",") if v.strip()], common, args.improved_generations)
-    results = [run_variant(label, cfg, args.runs, parent, data, Path(args.out)) for label, cfg in chosen]
+    results = run_all(chosen, args.runs, parent, data, Path(args.out))
     command = " ".join(shlex.quote(a) for a in ["python", *sys.argv])
     print(f"EComp on {data.describe()}; parent 784-256-256-10 float, test accuracy {100 * parent.test_accuracy:.2f}%")
     print(f"command: `{command}`\n")

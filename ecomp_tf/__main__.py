@@ -1,0 +1,138 @@
+"""``python -m ecomp_tf <n_runs> <experiment_name>``: run EComp n times, save each run, print a summary.
+
+Each run ``i`` uses seed ``--seed + i`` and writes ``run_<i>.json``, ``run_<i>.keras`` and ``run_<i>.png``
+to ``<output_dir>/<experiment_name>/``; ``summary.json`` there aggregates the runs.
+"""
+from __future__ import annotations
+
+import argparse
+import ast
+import json
+import sys
+from pathlib import Path
+from typing import Any
+
+from ecomp_tf.config import MODES, Configs
+from enas.errors import UserInputError
+
+
+def build_parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(prog="python -m ecomp_tf", description=__doc__,
+                                formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("n_runs", type=int, help="how many runs (seeds --seed, --seed + 1, ...)")
+    p.add_argument("experiment_name", help="results go to <output_dir>/<experiment_name>/")
+    p.add_argument("--mode", default="improved", choices=MODES,
+                   help="faithful: the reference EComp; improved: ours (default %(default)s)")
+    p.add_argument("--dataset", default="mnist", help="mnist or fashion_mnist, downloaded once (default %(default)s)")
+    p.add_argument("--data", help="local .npz (Keras layout) or folder of IDX files; replaces --dataset")
+    p.add_argument("--seed", type=int, default=0, help="seed of the first run (default %(default)s)")
+    p.add_argument("--parent_seed", type=int, default=0, help="seed of the cached float parent (default %(default)s)")
+    p.add_argument("--output_dir", default="runs/ecomp", help="where experiment folders go (default %(default)s)")
+    p.add_argument("--cache_dir", default="cache", help="where the float parent is cached (default %(default)s)")
+    p.add_argument("--pop_size", type=int, help="POP_SIZE (default 100)")
+    p.add_argument("--mutation_rate", type=float, help="MUTATION_RATE (default 0.01)")
+    p.add_argument("--epochs", type=float, help="EPOCHS: passes over the training subset, a generation per batch")
+    p.add_argument("--generations", type=int, help="GENERATIONS: a fixed count instead of --epochs")
+    p.add_argument("--loss_weights", help="LOSS_WEIGHTS 'w_acc,w_sim,w_comp' (faithful 0,2,1; improved 1,2,1)")
+    p.add_argument("--final_batches", type=int, help="FINAL_BATCHES: batches for the final ranking (default all)")
+    p.add_argument("--types", help="TYPES: layer type codes the improved mode may pick, e.g. '0,4,5'")
+    p.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
+                   help="any other Configs field, e.g. --set ELITES=4 --set SELECTION=softmax (repeatable)")
+    return p
+
+
+def configs_from_args(args: argparse.Namespace) -> Configs:
+    """The mode's preset with the flags applied (unknown keys and bad values raise UserInputError)."""
+    changes: dict[str, Any] = {
+        "POP_SIZE": args.pop_size, "MUTATION_RATE": args.mutation_rate, "EPOCHS": args.epochs,
+        "GENERATIONS": args.generations, "FINAL_BATCHES": args.final_batches,
+        "LOSS_WEIGHTS": _numbers(args.loss_weights, "--loss_weights", float, 3) if args.loss_weights else None,
+        "TYPES": _numbers(args.types, "--types", int) if args.types else None,
+    }
+    for item in args.set:
+        key, sep, value = item.partition("=")
+        if not sep:
+            raise UserInputError(f"--set expects KEY=VALUE, got {item!r}")
+        changes[key.strip().upper()] = _literal(value.strip())
+    return Configs.for_mode(args.mode, **changes)
+
+
+def _numbers(text: str, flag: str, kind: type, count: int | None = None) -> tuple:
+    try:
+        values = tuple(kind(v) for v in text.replace(" ", ",").split(",") if v)
+    except ValueError:
+        raise UserInputError(f"{flag} expects comma-separated numbers, got {text!r}") from None
+    if count is not None and len(values) != count:
+        raise UserInputError(f"{flag} expects {count} numbers, got {len(values)} in {text!r}")
+    return values
+
+
+def _literal(text: str) -> Any:
+    try:
+        return ast.literal_eval(text)
+    except (ValueError, SyntaxError):
+        return text
+
+
+class ProgressPrinter:
+    """One updating line on a terminal; plain flushed lines (about every 10%) when writing to a file."""
+
+    def __init__(self, label: str) -> None:
+        self.label, self.tty = label, sys.stdout.isatty()
+
+    def __call__(self, gen: int, total: int, summary: dict[str, dict[str, float]]) -> None:
+        line = (f"{self.label} gen {gen}/{total}  fitness avg {summary['fitness']['avg']:.3f} "
+                f"best {summary['fitness']['best']:.3f}  acc best {summary['accuracy']['best']:.3f}  "
+                f"sim best {summary['similarity']['best']:.3f}  bits best {summary['bits_ratio']['best']:.3f}")
+        if self.tty:
+            print("\r" + line, end="\n" if gen == total else "", flush=True)
+        elif gen == total or gen == 1 or gen % max(1, total // 10) == 0:
+            print(line, flush=True)
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    try:
+        if args.n_runs < 1:
+            raise UserInputError(f"n_runs must be at least 1, got {args.n_runs}")
+        if not args.experiment_name.strip() or Path(args.experiment_name).name != args.experiment_name:
+            raise UserInputError(f"experiment_name must be a plain folder name, got {args.experiment_name!r}")
+        configs = configs_from_args(args)
+        return run(args, configs)
+    except UserInputError as err:
+        print(f"error: {err}", file=sys.stderr)
+        return 2
+
+
+def run(args: argparse.Namespace, configs: Configs) -> int:
+    from ecomp_tf.evolution import run_ecomp
+    from ecomp_tf.parent import get_parent
+    from ecomp_tf.results import save_run, summarize
+    from enas.data import load_dataset
+    from enas.runinfo import write_json_atomic
+    from enas.space import get_space
+
+    data = load_dataset(args.dataset, args.data)
+    print(data.describe(), flush=True)
+    parent = get_parent(get_space("mlp"), data, seed=args.parent_seed, cache_dir=args.cache_dir,
+                        log=lambda msg: print(msg, flush=True))
+    folder = Path(args.output_dir) / args.experiment_name
+    payloads = []
+    for i in range(args.n_runs):
+        seed = args.seed + i
+        result = run_ecomp(parent, data, configs, seed=seed, progress=ProgressPrinter(f"[{args.mode} run {i}]"))
+        paths = save_run(result, folder, args.experiment_name, i, data.name)
+        payloads.append(json.loads(paths["json"].read_text()))
+        print(f"run {i} (seed {seed}): {result.best.arch.readable()}  test accuracy {result.test_accuracy:.4f}  "
+              f"bits ratio {result.bits_ratio:.4f}  ({result.seconds['total']:.0f} s) -> {paths['json']}", flush=True)
+    summary = summarize(payloads)
+    write_json_atomic(folder / "summary.json", {"mode": args.mode, "configs": configs.as_dict(), **summary})
+    acc, ratio = summary["test_accuracy"], summary["bits_ratio"]
+    print(f"{args.experiment_name}: {summary['runs']} runs, test accuracy {acc['mean']:.4f} +- {acc['std']:.4f} "
+          f"(min {acc['min']:.4f}), bits ratio {ratio['mean']:.4f} +- {ratio['std']:.4f}, "
+          f"parent {parent.test_accuracy:.4f}", flush=True)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
