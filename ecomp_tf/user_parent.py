@@ -216,3 +216,35 @@ def as_space_model(model: tf.keras.Model, space, data: Dataset) -> tf.keras.Mode
         rebuilt.get_layer(f"h{i}_linear").set_weights(lay.get_weights())
     rebuilt.get_layer("logits").set_weights(dense[-1].get_weights())
     return rebuilt
+
+
+def hidden_layer_indices(model: tf.keras.Model, names: Sequence[str]) -> tuple[int, ...]:
+    """Which hidden Dense layer (0, 1, ...) each named layer belongs to: itself, or the Dense layer before it."""
+    layers = _flat_layers(model)
+    positions = {layer.name: k for k, layer in enumerate(layers)}
+    dense_positions = [k for k, layer in enumerate(layers) if isinstance(layer, tf.keras.layers.Dense)][:-1]
+    out = []
+    for name in names:
+        before = [i for i, k in enumerate(dense_positions) if k <= positions[name]]
+        if not before:
+            raise UserInputError(f"--emb_layers {name!r} comes before the first hidden Dense layer")
+        out.append(before[-1])
+    return tuple(out)
+
+
+def user_parent_for_space(path: str | Path, data: Dataset, space, emb_layers: Sequence[str] | None = None,
+                          layout: str = "in_out", log=print) -> tuple[Parent, tuple[int, ...]]:
+    """A user's Dense/ReLU parent rebuilt in this toolkit's naming, and its embedding layers as hidden indices.
+
+    EComp's genomes and the warm starts address hidden blocks by position; this is the bridge.
+    """
+    from dataclasses import replace
+
+    from enas.models import block_output_names
+
+    parent = load_user_parent(path, data, emb_layers, layout, log=log)
+    indices = hidden_layer_indices(parent.model, parent.embedding_layers)
+    rebuilt = as_space_model(parent.model, space, data)
+    blocks = block_output_names(rebuilt, max(indices) + 1)
+    names = [blocks[i] for i in indices]
+    return replace(parent, model=rebuilt, embedding_layers=names), indices

@@ -136,3 +136,19 @@ def test_users_dense_stack_maps_exactly_onto_the_mlp_space(toy):
                                model.predict(data.x_test.reshape(-1, 64), verbose=0), atol=1e-5)
     with pytest.raises(UserInputError, match="mlp space"):
         as_space_model(model, get_space("conv"), data)
+
+
+def test_users_parent_drives_an_ecomp_run(toy, tmp_path, capsys):
+    from ecomp_tf.__main__ import main as ecomp_main
+
+    folder, data, model = toy
+    argv = ["1", "byop", "--data", str(folder / "data.npz"), "--parent", str(folder / "parent.keras"),
+            "--emb_layers", "second_act", "--pop_size", "4", "--generations", "2", "--set", "BATCH_SIZE=20", "--set", "PERPLEXITY=5",
+            "--output_dir", str(tmp_path)]
+    assert ecomp_main(argv) == 0
+    run = json.loads((tmp_path / "byop" / "run_0.json").read_text())
+    assert run["parent"]["source"].startswith(str(folder / "parent.keras"))
+    assert run["configs"]["EMB_LAYERS"] == [1]  # 'second_act' belongs to the second hidden layer
+    direct = float(np.mean(np.argmax(model.predict(data.x_test.reshape(-1, 64), verbose=0), 1) == data.y_test))
+    assert run["parent"]["test_accuracy"] == pytest.approx(direct)
+    assert "test accuracy" in capsys.readouterr().out
