@@ -16,6 +16,8 @@ import sys
 os.environ.setdefault("TF_USE_LEGACY_KERAS", "1")
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
 
+from ecomp_tf.parent_flags import add_parent_flags
+
 DEFAULT_SPACE = "conv"
 
 
@@ -47,12 +49,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--seed", type=int, default=0, help="seeds every random choice (default %(default)s)")
     p.add_argument("--output_dir", help="where checkpoints, logs and results go (default runs/search/<space>-seed<S>)")
     p.add_argument("--cache_dir", default="cache", help="where the float parent is cached (default %(default)s)")
-    p.add_argument("--parent", help="your trained model (.keras, .h5, SavedModel folder, or .npz of Dense weights) "
-                                    "replaces the cached float parent")
-    p.add_argument("--emb_layers", help="comma-separated layer names of --parent compared by the similarity loss "
-                                        "(default: each hidden layer's activation)")
-    p.add_argument("--parent_layout", default="in_out", choices=["in_out", "out_in"],
-                   help="kernel layout of an .npz parent: in_out (Keras) or out_in (PyTorch) (default %(default)s)")
+    add_parent_flags(p, "your trained model, which replaces the cached float parent")
     p.add_argument("--plot", action="store_true",
                    help="at the end, draw pareto.png: accuracy vs size of every architecture scored, front marked")
     p.add_argument("--resume", action="store_true", help="continue the run in --output_dir from its last checkpoint")

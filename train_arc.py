@@ -17,6 +17,8 @@ import sys
 os.environ.setdefault("TF_USE_LEGACY_KERAS", "1")
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
+from ecomp_tf.parent_flags import add_parent_flags
+
 SPACE_NAMES = ("mlp", "conv")  # enas.space.SPACES; listed here so --help needs no TensorFlow
 
 
@@ -47,11 +49,7 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--init", default="random", choices=("random", "parent"),
                         help="'random' (default) or 'parent': start from the float parent of the space pruned to "
                              "the architecture's widths (trained once and cached in --cache_dir)")
-    parser.add_argument("--parent", metavar="PATH",
-                        help="start from YOUR trained model instead (.keras, .h5, SavedModel folder, or .npz of "
-                             "Dense weights); implies --init parent")
-    parser.add_argument("--parent_layout", default="in_out", choices=("in_out", "out_in"),
-                        help="kernel layout of an .npz --parent: in_out (Keras) or out_in (PyTorch) (default: in_out)")
+    add_parent_flags(parser, "start from YOUR trained Dense/ReLU model instead; implies --init parent", embedding=False)
     parser.add_argument("--cache_dir", default="cache", help="where the float parent is cached (default: cache)")
     parser.add_argument("--output_dir", metavar="DIR",
                         help="output folder (default: runs/train_arc/<space>-<arch>-<data>-seed<S>)")

@@ -13,6 +13,7 @@ from pathlib import Path
 from typing import Any
 
 from ecomp_tf.config import MODES, Configs
+from ecomp_tf.parent_flags import add_parent_flags, emb_layer_names
 from enas.errors import UserInputError
 
 
@@ -29,12 +30,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--parent_seed", type=int, default=0, help="seed of the cached float parent (default %(default)s)")
     p.add_argument("--output_dir", default="runs/ecomp", help="where experiment folders go (default %(default)s)")
     p.add_argument("--cache_dir", default="cache", help="where the float parent is cached (default %(default)s)")
-    p.add_argument("--parent", help="compress YOUR trained Dense/ReLU model instead (.keras, .h5, SavedModel folder, "
-                                    "or .npz of Dense weights)")
-    p.add_argument("--emb_layers", help="comma-separated layer names of --parent compared by the similarity loss "
-                                        "(default: each hidden layer's activation)")
-    p.add_argument("--parent_layout", default="in_out", choices=["in_out", "out_in"],
-                   help="kernel layout of an .npz --parent: in_out (Keras) or out_in (PyTorch) (default %(default)s)")
+    add_parent_flags(p, "compress YOUR trained Dense/ReLU model instead of the cached float parent")
     p.add_argument("--pop_size", type=int, help="POP_SIZE (default 100)")
     p.add_argument("--mutation_rate", type=float, help="MUTATION_RATE (default 0.01)")
     p.add_argument("--epochs", type=float, help="EPOCHS: passes over the training subset, a generation per batch")
@@ -123,9 +119,8 @@ def run(args: argparse.Namespace, configs: Configs) -> int:
     if args.parent:
         from ecomp_tf.user_parent import user_parent_for_space
 
-        emb_layers = [n.strip() for n in args.emb_layers.split(",") if n.strip()] if args.emb_layers else None
-        parent, indices = user_parent_for_space(args.parent, data, get_space("mlp"), emb_layers, args.parent_layout,
-                                                log=lambda msg: print(msg, flush=True))
+        parent, indices = user_parent_for_space(args.parent, data, get_space("mlp"), emb_layer_names(args.emb_layers),
+                                                args.parent_layout, log=lambda msg: print(msg, flush=True))
         configs = configs.with_changes(EMB_LAYERS=indices)
     else:
         parent = get_parent(get_space("mlp"), data, seed=args.parent_seed, cache_dir=args.cache_dir,

@@ -79,10 +79,10 @@ def run_from_args(args: argparse.Namespace, argv: list[str]) -> int:
     data = load_dataset(args.dataset, args.data, seed=args.seed)
     _log(f"data: {data.describe()}")
     if args.parent:
+        from ecomp_tf.parent_flags import emb_layer_names
         from ecomp_tf.user_parent import load_user_parent
 
-        emb_layers = [n.strip() for n in args.emb_layers.split(",") if n.strip()] if args.emb_layers else None
-        parent = load_user_parent(args.parent, data, emb_layers, args.parent_layout, log=_log)
+        parent = load_user_parent(args.parent, data, emb_layer_names(args.emb_layers), args.parent_layout, log=_log)
         space = space_from_args(args, parent_depth=len(parent.embedding_layers))
     else:
         parent = get_parent(get_space(args.space), data, seed=args.seed, cache_dir=args.cache_dir, log=_log)
