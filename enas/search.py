@@ -88,8 +88,9 @@ class Search:
     """One search run, resumable from its output folder."""
 
     def __init__(self, space: SearchSpace, data: Dataset, parent: Parent, config: SearchConfig,
-                 output_dir: str | Path, log: Log = print):
+                 output_dir: str | Path, log: Log = print, progress: Log | None = None):
         self.space, self.data, self.parent, self.config, self.log = space, data, parent, config, log
+        self.progress = progress or (lambda text: None)
         self.output_dir = Path(output_dir)
         steps_per_epoch = len(data.x_train) // config.batch_size
         self.supernet = Supernet(space, data.input_shape, data.num_classes, seed=config.seed,
@@ -155,6 +156,8 @@ class Search:
                                            Architecture.from_indices(children[step], self.space))
             loss_sum += out["loss"]
             correct += out["correct"]
+            if step % 5 == 0:
+                self.progress(f"epoch {epoch}: shared weights, step {step + 1}/{steps}, loss {loss_sum / (step + 1):.3f}")
         self.evaluator.weights_changed()
         global_step = int(self.supernet.step.numpy())
         lr = self.supernet.current_lr()
@@ -173,6 +176,7 @@ class Search:
         tag = "controller" if not prefix else f"controller_{name}"
         for step in range(cfg.controller_steps):
             idx = rng.choice(len(data.x_val), min(cfg.eval_batch, len(data.x_val)), replace=False)
+            self.progress(f"epoch {epoch}: {name}, update {step + 1}/{cfg.controller_steps}")
             decisions = strategy.sample(cfg.controller_batch)
             archs = [Architecture.from_indices(d, self.space) for d in decisions]
             terms = [self.evaluator.evaluate(a, data.x_val[idx], data.y_val[idx]) for a in archs]

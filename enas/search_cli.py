@@ -15,7 +15,16 @@ from quantize.types import get_layer_type
 
 
 def _log(line: str) -> None:
+    if sys.stdout.isatty():
+        sys.stdout.write("\r\033[K")  # clear a progress line first
     print(line, flush=True)
+
+
+def _progress(text: str) -> None:
+    """An in-place status line on a terminal; nothing when stdout is a file (``>> log`` stays plain lines)."""
+    if sys.stdout.isatty():
+        sys.stdout.write("\r\033[K" + text[:110])
+        sys.stdout.flush()
 
 
 def space_from_args(args: argparse.Namespace, parent_depth: int | None = None) -> SearchSpace:
@@ -90,7 +99,7 @@ def run_from_args(args: argparse.Namespace, argv: list[str]) -> int:
     _log(f"parent: test accuracy {parent.test_accuracy:.4f}, {parent.bits / 8192:.1f} KiB ({parent.source})")
     _log(f"space: {space.name}, {space.num_layers} layers, widths {list(space.widths)}, types {list(space.types)}; "
          f"strategy {args.strategy}; reward weights {config.reward}; seed {args.seed}")
-    search = Search(space, data, parent, config, output_dir, log=_log)
+    search = Search(space, data, parent, config, output_dir, log=_log, progress=_progress)
     if args.resume and not search.restore():
         _log(f"no checkpoint in {output_dir}: starting from the beginning")
     result = search.run()
