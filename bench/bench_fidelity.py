@@ -32,9 +32,10 @@ from enas.strategies import RandomStrategy
 def restore_search(search_dir: Path, data_path: str) -> Search:
     """The Search of a finished run, restored from its last checkpoint."""
     saved = json.loads((search_dir / "config.json").read_text())
-    result = json.loads((search_dir / "result.json").read_text())
+    run = saved.pop("run", None)  # absent in runs made before config.json recorded the space
     config = SearchConfig(**{**saved, "reward": RewardWeights.parse(saved["reward"])})
-    space = get_space(result["space"])
+    space = get_space(run["space"]).with_options(num_layers=run["num_layers"], widths=tuple(run["widths"]),
+                                                 types=tuple(run["types"])) if run else get_space("conv")
     data = load_dataset(data_path=data_path, seed=config.seed)
     parent = get_parent(space, data, seed=config.seed, cache_dir=str(search_dir.parent.parent / "cache"), log=log)
     search = Search(space, data, parent, config, search_dir, log=log)

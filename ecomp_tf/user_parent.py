@@ -42,7 +42,7 @@ def load_user_parent(path: str | Path, data: Dataset, emb_layers: Sequence[str] 
     if path.suffix == ".npz":
         model = dense_stack_from_npz(path, data, layout)
     else:
-        model = _load_keras(path)
+        model = flatten_nested(_load_keras(path))
     _check_input(model, data)
     _check_classes(model, data)
     names = list(emb_layers) if emb_layers else default_embedding_layers(model)
@@ -77,6 +77,27 @@ def _load_keras(path: Path) -> tf.keras.Model:
     return model
 
 
+def flatten_nested(model: tf.keras.Model) -> tf.keras.Model:
+    """A parent whose layers include whole models (a base network, say) as one flat chain of its layers.
+
+    Only then can every layer be named (``--emb_layers``) and read. A nested model that is not a plain
+    chain is refused with a message.
+    """
+    if not any(isinstance(layer, tf.keras.Model) for layer in model.layers):
+        return model
+    layers = [layer for layer in _flat_layers(model) if not isinstance(layer, tf.keras.layers.InputLayer)]
+    try:
+        flat = tf.keras.Sequential([tf.keras.Input(model.input_shape[1:]), *layers], name=f"{model.name}_flat")
+        probe = np.random.default_rng(0).random((4, *model.input_shape[1:]), dtype=np.float32)
+        same = np.allclose(flat(probe, training=False), model(probe, training=False), atol=1e-5)
+    except (ValueError, TypeError):
+        same = False
+    if not same:
+        raise UserInputError(f"the parent {model.name!r} nests models that are not a plain chain of layers; "
+                             "save a flat model (or a Sequential of Sequentials)")
+    return flat
+
+
 def dense_stack_from_npz(path: Path, data: Dataset, layout: str = "in_out") -> tf.keras.Model:
     """A Keras Dense stack (ReLU hidden layers, softmax classifier) carrying the arrays of an ``.npz``."""
     if layout not in LAYOUTS:
@@ -85,7 +106,7 @@ def dense_stack_from_npz(path: Path, data: Dataset, layout: str = "in_out") -> t
     kernels = [k if layout == "in_out" else k.T for k, _ in pairs]
     expected_in = int(np.prod(data.input_shape))
     if kernels[0].shape[0] != expected_in:
-        other = kernels[0].shape[1] if layout == "in_out" else kernels[0].shape[0]
+        other = kernels[0].shape[1]
         hint = " (the other layout would fit: try --parent_layout " + ("out_in" if layout == "in_out" else "in_out") \
             + ")" if other == expected_in else ""
         raise UserInputError(f"the parent's first kernel takes {kernels[0].shape[0]} inputs, but the data's images "
@@ -126,11 +147,17 @@ def _kernel_bias_pairs(path: Path) -> list[tuple[np.ndarray, np.ndarray]]:
         if len(ordered) % 2 or not ordered:
             raise UserInputError(f"--parent {path}: expected kernel_i/bias_i arrays or an even number of arrays "
                                  f"(kernel, bias, kernel, bias, ...), found {sorted(arrays)}")
-        return [(ordered[i], ordered[i + 1]) for i in range(0, len(ordered), 2)]
-    if sorted(kernels) != sorted(biases) or sorted(kernels) != list(range(len(kernels))):
+        pairs = [(ordered[i], ordered[i + 1]) for i in range(0, len(ordered), 2)]
+        for i, (k, b) in enumerate(pairs):
+            if k.ndim != 2 or b.ndim != 1:
+                raise UserInputError(f"--parent {path}: array pair {i} has shapes {k.shape} and {b.shape}; expected a "
+                                     f"2-D kernel then a 1-D bias, in that order")
+        return pairs
+    first = min(kernels)
+    if sorted(kernels) != sorted(biases) or sorted(kernels) != list(range(first, first + len(kernels))):
         raise UserInputError(f"--parent {path}: kernels {sorted(kernels)} and biases {sorted(biases)} must be "
-                             f"numbered 0..n-1 alike")
-    pairs = [(kernels[i], biases[i]) for i in range(len(kernels))]
+                             f"numbered alike and consecutively (0..n-1 or 1..n)")
+    pairs = [(kernels[i], biases[i]) for i in sorted(kernels)]
     for i, (k, _) in enumerate(pairs):
         if k.ndim != 2:
             raise UserInputError(f"--parent {path}: kernel {i} has shape {k.shape}; a Dense kernel is 2-D")
@@ -141,8 +168,14 @@ def _check_input(model: tf.keras.Model, data: Dataset) -> None:
     """The parent must take the data's images, up to a reshape (e.g. (784,) for (28, 28, 1))."""
     want = tuple(model.input_shape[1:])
     have = data.input_shape
-    if want != have and (None in want or int(np.prod(want)) != int(np.prod(have))):
-        raise UserInputError(f"the parent takes inputs of shape {want}, but the data's images are {have}")
+
+    def squeezed(shape):
+        return tuple(d for d in shape if d != 1)
+
+    flattened = len(want) == 1 and want[0] == int(np.prod(have))
+    if want != have and not flattened and (None in want or squeezed(want) != squeezed(have)):
+        raise UserInputError(f"the parent takes inputs of shape {want}, but the data's images are {have} "
+                             "(a flattened or a channel-less form of the images is accepted, other layouts not)")
 
 
 def _check_classes(model: tf.keras.Model, data: Dataset) -> None:
@@ -215,7 +248,20 @@ def as_space_model(model: tf.keras.Model, space, data: Dataset) -> tf.keras.Mode
     for i, lay in enumerate(dense[:-1]):
         rebuilt.get_layer(f"h{i}_linear").set_weights(lay.get_weights())
     rebuilt.get_layer("logits").set_weights(dense[-1].get_weights())
+    probe = data.x_val[:32]
+    rebuilt_logits = tf.keras.Model(rebuilt.inputs, rebuilt.get_layer("logits").output)(probe, training=False)
+    if not np.allclose(rebuilt_logits.numpy(), _logits_of(model, as_model_input(model, probe)), atol=1e-4):
+        raise UserInputError("this parent is not a plain stack of Dense layers with ReLU between them (its outputs "
+                             "differ once rebuilt that way); warm starts and EComp need exactly that structure")
     return rebuilt
+
+
+def _logits_of(model: tf.keras.Model, x: np.ndarray) -> np.ndarray:
+    """The last Dense layer's pre-activation output, so parents ending in softmax or in logits compare alike."""
+    last = [layer for layer in _flat_layers(model) if isinstance(layer, tf.keras.layers.Dense)][-1]
+    features = tf.keras.Model(model.inputs, last.input)(x, training=False).numpy()
+    kernel, bias = last.get_weights()
+    return features @ kernel + bias
 
 
 def hidden_layer_indices(model: tf.keras.Model, names: Sequence[str]) -> tuple[int, ...]:
@@ -243,8 +289,13 @@ def user_parent_for_space(path: str | Path, data: Dataset, space, emb_layers: Se
     from enas.models import block_output_names
 
     parent = load_user_parent(path, data, emb_layers, layout, log=log)
-    indices = hidden_layer_indices(parent.model, parent.embedding_layers)
     rebuilt = as_space_model(parent.model, space, data)
+    indices = hidden_layer_indices(parent.model, parent.embedding_layers)
     blocks = block_output_names(rebuilt, max(indices) + 1)
     names = [blocks[i] for i in indices]
     return replace(parent, model=rebuilt, embedding_layers=names), indices
+
+
+def hidden_linear_layers(model: tf.keras.Model) -> list[tf.keras.layers.Layer]:
+    """The Dense/Conv2D layers of a model in order, without the last one (the classifier)."""
+    return [layer for layer in _flat_layers(model) if isinstance(layer, _HIDDEN_KINDS)][:-1]

@@ -16,8 +16,6 @@ from enas.reward import RewardWeights
 from enas.supernet import Supernet
 from quantize.size import BITS_PER_KIB
 
-OVER_BUDGET_PENALTY = 1.0
-
 
 def probe_perplexity(num_points: int, preferred: float = 30.0) -> float:
     """EComp's perplexity of 30, lowered for tiny probe batches (t-SNE needs perplexity well below n)."""
@@ -64,8 +62,9 @@ class ChildEvaluator:
         bits = self.bits(arch)
         terms = self.weights.terms(result.accuracy, self._similarity[key], bits / self.parent_bits)
         terms["kib"] = bits / BITS_PER_KIB
-        if self.max_kib is not None and terms["kib"] > self.max_kib:  # over budget: never worth choosing
-            terms["reward"] -= OVER_BUDGET_PENALTY
+        if self.max_kib is not None and terms["kib"] > self.max_kib:
+            # over budget: below every in-budget reward, whatever the weights (the reward spans at most w_acc + w_size)
+            terms["reward"] -= 1.0 + self.weights.acc + self.weights.size
         terms["val_loss"] = result.loss
         return terms
 

@@ -7,7 +7,6 @@ Also used by ``search_arc_mnist.py --plot`` and the benchmarks.
 from __future__ import annotations
 
 import argparse
-import json
 import sys
 from collections.abc import Iterable, Sequence
 from pathlib import Path
@@ -30,20 +29,23 @@ def read_evaluations(run_dir: str | Path) -> dict[str, dict]:
     """One row per architecture a search evaluated.
 
     A score on the whole validation split (phases ``shown`` and ``final``) wins over scores on
-    minibatches; among several of the same kind, the latest (full) or the best (minibatch) is kept.
+    minibatches: the latest full score is kept, else the mean of the minibatch scores (never the
+    luckiest minibatch, which would flatter the front).
     """
     path = Path(run_dir) / "evaluations.jsonl"
     if not path.exists():
         raise FileNotFoundError(f"{path} not found: is {run_dir} a search output folder?")
+    from enas.search import read_rows
+
     full: dict[str, dict] = {}
-    batch: dict[str, dict] = {}
-    for line in path.read_text().splitlines():
-        row = json.loads(line)
+    batch: dict[str, list[dict]] = {}
+    for row in read_rows(path):
         if row["phase"] in ("shown", "final"):
             full[row["arch"]] = row
-        elif row["arch"] not in batch or row["acc"] > batch[row["arch"]]["acc"]:
-            batch[row["arch"]] = row
-    return {**batch, **full}
+        else:
+            batch.setdefault(row["arch"], []).append(row)
+    means = {arch: {**rows[-1], "acc": float(np.mean([r["acc"] for r in rows]))} for arch, rows in batch.items()}
+    return {**means, **full}
 
 
 def plot_front(rows: Iterable[dict], path: str | Path, title: str, label: str = "evaluated",

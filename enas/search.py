@@ -28,6 +28,7 @@ import tensorflow as tf
 from ecomp_tf.parent import Parent, probe_batch
 from enas.arch import Architecture
 from enas.data import Dataset
+from enas.errors import UserInputError
 from enas.evaluator import ChildEvaluator
 from enas.reward import RewardWeights
 from enas.runinfo import run_record, write_json_atomic
@@ -93,6 +94,9 @@ class Search:
         self.progress = progress or (lambda text: None)
         self.output_dir = Path(output_dir)
         steps_per_epoch = len(data.x_train) // config.batch_size
+        if steps_per_epoch < 1:
+            raise UserInputError(f"--batch_size {config.batch_size} is larger than the {len(data.x_train)} training "
+                                 f"images; use at most {len(data.x_train)}")
         self.supernet = Supernet(space, data.input_shape, data.num_classes, seed=config.seed,
                                  learning_rate=config.learning_rate, decay_steps=config.epochs * steps_per_epoch)
         names = [n.strip() for n in config.strategy.split(",") if n.strip()]
@@ -124,9 +128,9 @@ class Search:
         state_path = self.output_dir / "state.json"
         if state_path.exists():
             self.minutes_before = json.loads(state_path.read_text()).get("minutes", 0.0)
-        if self.history_path.exists():  # drop evaluations of an epoch that did not finish
-            lines = [ln for ln in self.history_path.read_text().splitlines() if ln and json.loads(ln)["epoch"] <= done]
-            self.history_path.write_text("".join(line + "\n" for line in lines))
+        if self.history_path.exists():  # drop evaluations of an epoch that did not finish (and a torn last line)
+            rows = [row for row in read_rows(self.history_path) if row["epoch"] <= done]
+            self.history_path.write_text("".join(json.dumps(row) + "\n" for row in rows))
         self.log(f"resumed from {latest}: {done} epochs done, continuing at epoch {done + 1}")
         return True
 
@@ -265,8 +269,7 @@ class Search:
         epoch = int(self.epoch.numpy())
         seen: dict[str, float] = {}
         if self.history_path.exists():
-            for line in self.history_path.read_text().splitlines():
-                row = json.loads(line)
+            for row in read_rows(self.history_path):
                 if row.get("strategy", name) == name:
                     seen[row["arch"]] = max(seen.get(row["arch"], -math.inf), row["reward"])
         ranked = sorted(seen, key=seen.get, reverse=True)[: self.config.final_candidates]
@@ -280,9 +283,22 @@ class Search:
             self._record(epoch + 1, "final", arch, terms, name)
             candidates.append((arch, terms))
         fitting = [c for c in candidates if self.config.max_kib is None or c[1]["kib"] <= self.config.max_kib]
+        if not fitting:
+            self.log(f"warning: no {name} candidate fits --max_kib {self.config.max_kib:g}; the winner is over budget")
         candidates = sorted(fitting or candidates, key=lambda item: item[1]["reward"], reverse=True)
         best, best_terms = candidates[0]
         return SearchResult(best, best_terms, candidates, self.minutes(), strategy=name)
+
+
+def read_rows(path: Path) -> list[dict]:
+    """The rows of ``evaluations.jsonl``, skipping a line a kill or a full disk left unfinished."""
+    rows = []
+    for line in path.read_text().splitlines():
+        try:
+            rows.append(json.loads(line))
+        except json.JSONDecodeError:
+            continue
+    return rows
 
 
 def _arch_from_string(text: str) -> Architecture:

@@ -83,7 +83,7 @@ def run_from_args(args: argparse.Namespace, argv: list[str]) -> int:
                           reward=RewardWeights.parse(args.reward_weights), max_kib=args.max_kib,
                           max_minutes=args.max_minutes, seed=args.seed)
     output_dir = Path(args.output_dir or f"runs/search/{args.space}-{args.strategy}-seed{args.seed}")
-    _prepare_output(output_dir, config, args.resume)
+    _check_output_dir(output_dir, args.resume)
     seed_everything(args.seed)
     data = load_dataset(args.dataset, args.data, seed=args.seed)
     _log(f"data: {data.describe()}")
@@ -92,13 +92,19 @@ def run_from_args(args: argparse.Namespace, argv: list[str]) -> int:
         from ecomp_tf.user_parent import load_user_parent
 
         parent = load_user_parent(args.parent, data, emb_layer_names(args.emb_layers), args.parent_layout, log=_log)
-        space = space_from_args(args, parent_depth=len(parent.embedding_layers))
+        space = space_from_args(args, parent_depth=hidden_depth(parent.model))
     else:
         parent = get_parent(get_space(args.space), data, seed=args.seed, cache_dir=args.cache_dir, log=_log)
         space = space_from_args(args)
     _log(f"parent: test accuracy {parent.test_accuracy:.4f}, {parent.bits / 8192:.1f} KiB ({parent.source})")
     _log(f"space: {space.name}, {space.num_layers} layers, widths {list(space.widths)}, types {list(space.types)}; "
          f"strategy {args.strategy}; reward weights {config.reward}; seed {args.seed}")
+    from ecomp_tf.parent import data_fingerprint
+
+    _save_or_check_settings(output_dir, {**config.to_dict(), "run": {
+        "space": space.name, "num_layers": space.num_layers, "widths": list(space.widths), "types": list(space.types),
+        "data": data.name, "data_fingerprint": data_fingerprint(data), "parent": parent.source,
+        "emb_layers": parent.embedding_layers}}, args.resume)
     search = Search(space, data, parent, config, output_dir, log=_log, progress=_progress)
     if args.resume and not search.restore():
         _log(f"no checkpoint in {output_dir}: starting from the beginning")
@@ -121,9 +127,16 @@ def run_from_args(args: argparse.Namespace, argv: list[str]) -> int:
     return 0
 
 
-def _prepare_output(output_dir: Path, config, resume: bool) -> None:
-    config_path = output_dir / "config.json"
-    if config_path.exists() and not resume:
+def hidden_depth(model) -> int:
+    """Hidden Dense/Conv2D layers of a user's parent (its classifier excluded): the search's default depth."""
+    from ecomp_tf.user_parent import hidden_linear_layers
+
+    return max(1, len(hidden_linear_layers(model)))
+
+
+def _check_output_dir(output_dir: Path, resume: bool) -> None:
+    """Refuse to overwrite a run, and an output folder we cannot write, before loading anything."""
+    if (output_dir / "config.json").exists() and not resume:
         raise UserInputError(f"{output_dir} already holds a search; pass --resume to continue it, "
                              f"or choose another --output_dir")
     try:
@@ -133,11 +146,23 @@ def _prepare_output(output_dir: Path, config, resume: bool) -> None:
         probe.unlink()
     except OSError as err:
         raise UserInputError(f"cannot write to --output_dir {output_dir}: {err.strerror}") from None
+
+
+# settings a resumed run may change: a time budget can be extended
+RESUMABLE_CHANGES = {"max_minutes"}
+
+
+def _save_or_check_settings(output_dir: Path, settings: dict, resume: bool) -> None:
+    """``config.json``: written once the data and parent loaded; on --resume, everything but a budget must match."""
+    config_path = output_dir / "config.json"
     if resume and config_path.exists():
         saved = json.loads(config_path.read_text())
-        if saved != config.to_dict():
-            changed = sorted(k for k in saved if saved.get(k) != config.to_dict().get(k))
+        changed = sorted(k for k in set(saved) | set(settings)
+                         if k not in RESUMABLE_CHANGES and saved.get(k) != settings.get(k))
+        changed += sorted(f"run.{k}" for k in settings["run"] if saved.get("run", {}).get(k) != settings["run"][k])
+        changed = [k for k in changed if k != "run"]
+        if changed:
             raise UserInputError(f"--resume with different settings ({', '.join(changed)}) than the run in "
                                  f"{output_dir}; repeat the original flags")
-    config_path.write_text(json.dumps(config.to_dict(), indent=2) + "\n")
+    config_path.write_text(json.dumps(settings, indent=2) + "\n")
     print(f"output: {output_dir}", file=sys.stdout, flush=True)

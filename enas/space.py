@@ -48,7 +48,7 @@ class SearchSpace:
             self,
             num_layers=self.num_layers if num_layers is None else num_layers,
             widths=self.widths if widths is None else tuple(sorted(set(widths))),
-            types=self.types if types is None else tuple(types),
+            types=self.types if types is None else tuple(dict.fromkeys(types)),
         )
         space.validate()
         return space

@@ -8,7 +8,8 @@ epochs against 96% for one fixed child.) Statistics differ by precision, so Batc
 scale/offset are kept per type, and float layers without BatchNorm have a bias. A child (a width and a type per layer) uses the first ``width`` units of
 its type's kernel (and the first inputs matching the previous layer's width). The forward pass
 slices to the child's real widths and runs eagerly, so a child costs what its own network
-costs, and only the variables the child used receive gradients.
+costs, and only the variables the child used receive gradients (Adam's momentum may still move the
+slices of those variables beyond the child's widths a little).
 
 BatchNorm statistics depend on the whole child, so a child is never scored with batch statistics or
 with statistics shared between children. ``calibrate`` measures its own statistics on a training batch,

@@ -154,10 +154,12 @@ def test_resume_gives_the_same_state_as_an_uninterrupted_run(toy_npz, tmp_path):
     (["--num_layers", "40"], "num_layers must be between 1 and 16"),
     (["--max_kib", "-3"], "--max_kib must be positive"),
     (["--max_minutes", "0"], "--max_minutes must be positive"),
+    (["--space", "mlp", "--data", "TOY", "--batch_size", "100000"], "is larger than the"),
     (["--data", "/nonexistent/x.npz"], "does not exist"),
 ])
-def test_malformed_flags_get_clear_messages(flags, message, tmp_path, capsys):
-    rc = search_arc_mnist.main([*flags, "--output_dir", str(tmp_path / "o")])
+def test_malformed_flags_get_clear_messages(flags, message, tmp_path, capsys, toy_npz):
+    flags = [str(toy_npz) if f == "TOY" else f for f in flags]
+    rc = search_arc_mnist.main([*flags, "--output_dir", str(tmp_path / "o"), "--cache_dir", str(tmp_path / "c")])
     assert rc == 2
     assert message in capsys.readouterr().err
 
@@ -215,3 +217,9 @@ def test_cli_end_to_end_prints_a_runnable_retrain_command(toy_npz, tmp_path, cap
     assert search_arc_mnist.main(argv) == 2
     assert search_arc_mnist.main([*argv, "--resume", "--seed", "5"]) == 2
     assert "different settings" in capsys.readouterr().err
+    other_types = [a if a != "0,1" else "0,3" for a in argv]  # same variable shapes, other meaning: refused
+    assert search_arc_mnist.main([*other_types, "--resume"]) == 2
+    assert "run.types" in capsys.readouterr().err
+    with (out / "evaluations.jsonl").open("a") as f:
+        f.write('{"epoch": 1, "phase": "contr')  # a line torn by a kill
+    assert search_arc_mnist.main([*argv, "--resume", "--max_minutes", "5"]) == 0  # a budget may change

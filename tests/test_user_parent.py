@@ -152,3 +152,38 @@ def test_users_parent_drives_an_ecomp_run(toy, tmp_path, capsys):
     direct = float(np.mean(np.argmax(model.predict(data.x_test.reshape(-1, 64), verbose=0), 1) == data.y_test))
     assert run["parent"]["test_accuracy"] == pytest.approx(direct)
     assert "test accuracy" in capsys.readouterr().out
+
+
+def test_nested_parent_is_flattened_so_its_layers_can_be_named(toy, tmp_path):
+    _, data, model = toy
+    base = tf.keras.Sequential([tf.keras.Input((64,)), model.get_layer("first"), model.get_layer("second"),
+                                model.get_layer("second_act")], name="base")
+    nested = tf.keras.Sequential([tf.keras.Input((64,)), base, model.get_layer("classes")])
+    nested.save(tmp_path / "nested.keras")
+    parent = load_user_parent(tmp_path / "nested.keras", data, log=lambda s: None)
+    assert parent.embedding_layers == ["first", "second_act"]
+    assert parent.test_accuracy == pytest.approx(parent_accuracy(model, data))
+
+
+def test_parents_that_are_not_relu_stacks_or_have_other_layouts_are_refused(toy, tmp_path):
+    from ecomp_tf.user_parent import as_space_model
+    from enas.space import get_space
+
+    _, data, _ = toy
+    tanh = tf.keras.Sequential([tf.keras.Input((64,)), tf.keras.layers.Dense(8, activation="tanh"),
+                                tf.keras.layers.Dense(3)])
+    with pytest.raises(UserInputError, match="ReLU"):
+        as_space_model(tanh, get_space("mlp"), data)
+    odd = tf.keras.Sequential([tf.keras.Input((4, 16)), tf.keras.layers.Flatten(), tf.keras.layers.Dense(3)])
+    odd.save(tmp_path / "odd.keras")
+    with pytest.raises(UserInputError, match=r"\(4, 16\)"):
+        load_user_parent(tmp_path / "odd.keras", data, log=lambda s: None)
+
+
+def test_npz_with_one_based_names(toy, tmp_path):
+    _, data, model = toy
+    w = model.get_weights()
+    np.savez(tmp_path / "one.npz", **{f"w{i + 1}": w[2 * i] for i in range(3)},
+             **{f"b{i + 1}": w[2 * i + 1] for i in range(3)})
+    parent = load_user_parent(tmp_path / "one.npz", data, log=lambda s: None)
+    assert parent.test_accuracy == pytest.approx(parent_accuracy(model, data))
