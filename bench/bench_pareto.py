@@ -32,6 +32,7 @@ from quantize.size import BITS_PER_KIB
 
 
 def front_rows(name: str, rows: list[dict]) -> list[str]:
+    rows = list({r["arch"]: r for r in rows}.values())  # one point per architecture
     front = [rows[i] for i in pareto_front([(r["kib"], r["acc"]) for r in rows])]
     return [f"| {name} | `{r['arch']}` | {r['kib']:.2f} | {r['acc']:.4f} |" for r in front]
 
