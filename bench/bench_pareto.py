@@ -81,6 +81,12 @@ and final candidates). Their picks: search `{found['best_arch']}` ({found['best'
 {found['best']['acc']:.4f}, shared weights); EComp `{result.best.arch.to_string()}`
 ({result.bits / BITS_PER_KIB:.1f} KiB, test {result.test_accuracy:.4f}).
 
+How to read it: the search reaches far smaller networks (2.5 to 30 KiB) that EComp never tries, since it
+starts from pruned copies of the parent. Between 60 and 135 KiB, EComp's points lie higher. Its
+accuracies are of fine-tuned networks, while the search's are shared-weight accuracies, which
+understate what a retrained child reaches (see \"fidelity\" and \"end_to_end\": a 15 KiB conv winner reaches
+98.2% after `train_arc`).
+
 ![Pareto fronts](bench/pareto_vs_ecomp.png)
 
 | method | Pareto-optimal architecture | KiB | val acc |
