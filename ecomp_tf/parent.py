@@ -9,7 +9,6 @@ from __future__ import annotations
 import hashlib
 import json
 import time
-from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -115,13 +114,3 @@ def probe_batch(data: Dataset, n: int = 500, seed: int = 0) -> np.ndarray:
     """A fixed subset of the validation split on which parent and children are compared."""
     idx = np.random.default_rng(seed).choice(len(data.x_val), size=min(n, len(data.x_val)), replace=False)
     return data.x_val[np.sort(idx)]
-
-
-def layer_names_or_default(model: tf.keras.Model, names: Sequence[str] | None, num_layers: int) -> list[str]:
-    """The named layers when given (checked), else each hidden block's output."""
-    if not names:
-        return block_output_names(model, num_layers)
-    missing = [n for n in names if n not in {lay.name for lay in model.layers}]
-    if missing:
-        raise ValueError(f"layers {missing} are not in model {model.name!r}; it has {[lay.name for lay in model.layers]}")
-    return list(names)

@@ -26,7 +26,7 @@ import numpy as np
 import tensorflow as tf
 
 from ecomp_tf.parent import Parent, probe_batch
-from enas.arch import Architecture
+from enas.arch import Architecture, parse_arch
 from enas.data import Dataset
 from enas.errors import UserInputError
 from enas.evaluator import ChildEvaluator
@@ -278,7 +278,7 @@ class Search:
             ranked.append(Architecture.from_indices(guess, self.space).to_string())
         candidates = []
         for text in dict.fromkeys(ranked):
-            arch = _arch_from_string(text)
+            arch = parse_arch(text)
             terms = self.evaluator.evaluate(arch, self.data.x_val, self.data.y_val)
             self._record(epoch + 1, "final", arch, terms, name)
             candidates.append((arch, terms))
@@ -299,12 +299,6 @@ def read_rows(path: Path) -> list[dict]:
         except json.JSONDecodeError:
             continue
     return rows
-
-
-def _arch_from_string(text: str) -> Architecture:
-    from enas.arch import parse_arch
-
-    return parse_arch(text)
 
 
 def write_summary(search: Search, result: SearchResult, retrain_command: str, extra: dict) -> None:
