@@ -6,6 +6,7 @@ fixes, ReLU, global average pooling, Dense classifier, softmax. The classifier s
 """
 from __future__ import annotations
 
+import re
 from collections.abc import Sequence
 
 import numpy as np
@@ -65,8 +66,8 @@ def block_output_names(model: tf.keras.Model, num_layers: int) -> list[str]:
 def embedding_model(model: tf.keras.Model, layer_names: Sequence[str] | None = None) -> tf.keras.Model:
     """A model mapping inputs to the outputs of the given layers (default: every hidden block)."""
     if layer_names is None:
-        count = len({n.split("_")[0] for n in (lay.name for lay in model.layers) if n[:1] == "h" and "_" in n})
-        layer_names = block_output_names(model, count)
+        blocks = {m.group(1) for lay in model.layers if (m := re.match(r"h(\d+)_", lay.name))}
+        layer_names = block_output_names(model, len(blocks))
     return tf.keras.Model(model.inputs, [model.get_layer(n).output for n in layer_names])
 
 
