@@ -13,10 +13,9 @@ import os
 import shlex
 import sys
 
-os.environ.setdefault("TF_USE_LEGACY_KERAS", "1")
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
 
-from ecomp_tf.parent_flags import add_parent_flags
+from qnas.parent_flags import add_parent_flags
 
 DEFAULT_SPACE = "conv"
 
@@ -58,8 +57,8 @@ def build_parser() -> argparse.ArgumentParser:
 
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
-    from enas.errors import UserInputError
     from enas.search_cli import run_from_args
+    from qnas.errors import UserInputError
 
     try:
         return run_from_args(args, sys.argv[1:] if argv is None else argv)

@@ -14,12 +14,11 @@ import os
 import shlex
 import sys
 
-os.environ.setdefault("TF_USE_LEGACY_KERAS", "1")
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
-from ecomp_tf.parent_flags import add_parent_flags
+from qnas.parent_flags import add_parent_flags
 
-SPACE_NAMES = ("mlp", "conv")  # enas.space.SPACES; listed here so --help needs no TensorFlow
+SPACE_NAMES = ("mlp", "conv")  # qnas.space.SPACES; listed here so --help needs no TensorFlow
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -69,8 +68,8 @@ def resume_command(argv: list[str]) -> str:
 def main(argv: list[str] | None = None) -> int:
     argv = sys.argv[1:] if argv is None else list(argv)
     args = build_parser().parse_args(argv)
-    from enas.errors import UserInputError
-    from enas.trainer import TrainConfig, TrainingInterrupted, format_result, train_architecture
+    from qnas.errors import UserInputError
+    from qnas.trainer import TrainConfig, TrainingInterrupted, format_result, train_architecture
 
     config = TrainConfig(
         arch=args.fixed_arc, space=args.space, dataset=args.dataset, data_path=args.data,

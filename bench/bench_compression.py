@@ -12,7 +12,7 @@ Prints markdown tables (test accuracy on the 2000 test images) and writes the ra
   1e-2 (many units end up unused) and Adam 1e-3.
 * ``pca``: the cached float parent 784-256-256-10; each hidden layer to rank 128 (50%) and lower
   by PCA, next to pruning it to 128 units, before and after one fine-tuning epoch.
-* ``warm``: ``train_arc``'s trainer (``enas.trainer.train_architecture``) for the same architecture
+* ``warm``: ``train_arc``'s trainer (``qnas.trainer.train_architecture``) for the same architecture
   with ``--init parent`` and ``--init random``, a short fixed budget, several seeds; plus the test
   accuracy right after the warm start for each unit-selection method.
 """
@@ -33,17 +33,17 @@ import numpy as np
 import tensorflow as tf
 
 from ecomp_tf.compress import evaluate_accuracy, fine_tune
-from ecomp_tf.contribution import ContributionTracker
-from ecomp_tf.parent import get_parent, probe_batch
-from ecomp_tf.prune import keep_units, lowest
 from ecomp_tf.rank import rank_params, rank_reduce
-from ecomp_tf.warmstart import init_from_parent, l1_scores
-from enas.arch import parse_arch
-from enas.data import load_dataset
-from enas.models import build_model
-from enas.runinfo import run_record, write_json_atomic
-from enas.seeding import seed_everything
-from enas.space import get_space
+from qnas.arch import parse_arch
+from qnas.contribution import ContributionTracker
+from qnas.data import load_dataset
+from qnas.models import build_model
+from qnas.parent import get_parent, probe_batch
+from qnas.prune import keep_units, lowest
+from qnas.records import run_record, write_json_atomic
+from qnas.seeding import seed_everything
+from qnas.space import get_space
+from qnas.warmstart import init_from_parent, l1_scores
 
 FT_LR = 1e-4
 
@@ -125,7 +125,7 @@ def bench_pca(data, parent, sample: np.ndarray) -> dict:
 
 def bench_warm(data, data_path: str, archs: list[str], seeds: int, epochs: int, cache_dir: str) -> dict:
     """--init parent versus --init random with the trainer, same budget; and accuracy right after init."""
-    from enas.trainer import TrainConfig, train_architecture
+    from qnas.trainer import TrainConfig, train_architecture
 
     space = get_space("mlp")
     out: dict = {"epochs": epochs, "runs": [], "at_init": []}

@@ -120,9 +120,9 @@ def main() -> int:
     p.add_argument("--out", default="runs/bench_ecomp")
     args = p.parse_args()
 
-    from ecomp_tf.parent import get_parent
-    from enas.data import load_dataset
-    from enas.space import get_space
+    from qnas.data import load_dataset
+    from qnas.parent import get_parent
+    from qnas.space import get_space
 
     data = load_dataset(data_path=args.data)
     parent = get_parent(get_space("mlp"), data, cache_dir=args.cache_dir, log=lambda m: print(m, file=sys.stderr))

@@ -22,20 +22,19 @@ from pathlib import Path
 from common import DEFAULT_DATA, ROOT, kendall_tau, log, write_section
 
 import train_arc
-from ecomp_tf.parent import get_parent
-from enas.arch import Architecture
-from enas.data import load_dataset
-from enas.reward import RewardWeights
 from enas.search import Search, SearchConfig
-from enas.space import get_space
-from enas.strategies import RandomStrategy
+from enas.strategies.random import RandomStrategy
+from qnas.data import load_dataset
+from qnas.objective import ObjectiveWeights
+from qnas.parent import get_parent
+from qnas.space import get_space
 
 
 def restore_search(search_dir: Path, data_path: str) -> Search:
     """The Search of a finished run, restored from its last checkpoint."""
     saved = json.loads((search_dir / "config.json").read_text())
     run = saved.pop("run", None)  # absent in runs made before config.json recorded the space
-    config = SearchConfig(**{**saved, "reward": RewardWeights.parse(saved["reward"])})
+    config = SearchConfig(**{**saved, "reward": ObjectiveWeights.parse(saved["reward"])})
     space = get_space(run["space"]).with_options(num_layers=run["num_layers"], widths=tuple(run["widths"]),
                                                  types=tuple(run["types"])) if run else get_space("conv")
     data = load_dataset(data_path=data_path, seed=config.seed)
@@ -57,7 +56,7 @@ def main() -> int:
     search_dir = Path(args.search_dir)
     search = restore_search(search_dir, args.data)
     space, data = search.space, search.data
-    archs = [Architecture.from_indices(d, space) for d in RandomStrategy(space, seed=args.sample_seed).sample(args.archs)]
+    archs = [space.decode(d) for d in RandomStrategy(space.decisions(), seed=args.sample_seed).ask(args.archs)]
     rows, columns = [], {"shared_val": [], "standalone_val": [], "shared_test": [], "standalone_test": []}
     for k, arch in enumerate(archs):
         val_terms = search.evaluator.evaluate(arch, data.x_val, data.y_val)

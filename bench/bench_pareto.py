@@ -24,10 +24,10 @@ from common import DEFAULT_DATA, ROOT, log, write_section
 import search_arc_mnist
 from ecomp_tf.config import Configs
 from ecomp_tf.evolution import run_ecomp
-from ecomp_tf.parent import get_parent
-from enas.data import load_dataset
 from enas.report import pareto_front, plot_front, read_evaluations
-from enas.space import get_space
+from qnas.data import load_dataset
+from qnas.parent import get_parent
+from qnas.space import get_space
 from quantize.size import BITS_PER_KIB
 
 

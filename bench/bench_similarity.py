@@ -21,7 +21,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 import numpy as np
 
-from ecomp_tf.similarity import EPSILON, TSNELoss
+from qnas.similarity import EPSILON, TSNELoss
 
 
 def naive_joint(x: np.ndarray, perplexity: float = 30.0, tol: float = 1e-5, max_steps: int = 100) -> np.ndarray:

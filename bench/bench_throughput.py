@@ -20,15 +20,15 @@ import numpy as np
 import tensorflow as tf
 from common import DEFAULT_DATA, log, write_section
 
-from ecomp_tf.parent import get_parent, probe_batch
-from enas.arch import Architecture, parse_arch
-from enas.data import load_dataset
-from enas.evaluator import ChildEvaluator
-from enas.models import build_model
-from enas.reward import RewardWeights
-from enas.space import get_space
-from enas.strategies import RandomStrategy
+from enas.evaluator import SharedWeightEvaluator
+from enas.strategies.random import RandomStrategy
 from enas.supernet import Supernet
+from qnas.arch import parse_arch
+from qnas.data import load_dataset
+from qnas.models import build_model
+from qnas.objective import Objective
+from qnas.parent import get_parent, probe_batch
+from qnas.space import get_space
 
 
 def timed(fn, repeats: int) -> float:
@@ -55,16 +55,16 @@ def main() -> int:
     model.compile(tf.keras.optimizers.legacy.Adam(2e-3), "sparse_categorical_crossentropy")
     keras_rate = timed(lambda i: model.train_on_batch(*batches[i]), args.steps)
     net = Supernet(space, data.input_shape, data.num_classes, seed=0)
-    children = [Architecture.from_indices(d, space) for d in RandomStrategy(space, seed=0).sample(args.steps + 1)]
+    children = [space.decode(d) for d in RandomStrategy(space.decisions(), seed=0).ask(args.steps + 1)]
     random_rate = timed(lambda i: net.train_step(*batches[i], children[i]), args.steps)
     largest_rate = timed(lambda i: net.train_step(*batches[i], largest), args.steps)
     parent = get_parent(get_space(args.space), data, seed=0, cache_dir="cache", log=log)
     x_probe = probe_batch(data, 300)
-    evaluator = ChildEvaluator(net, data, parent.embeddings(x_probe), parent.bits, x_probe, data.x_train[:256],
-                               RewardWeights())
+    evaluator = SharedWeightEvaluator(net, data, parent.embeddings(x_probe), parent.bits, x_probe, data.x_train[:256],
+                                      Objective())
     rng = np.random.default_rng(0)
     minibatches = [rng.choice(len(data.x_val), 256, replace=False) for _ in range(args.evals + 1)]
-    eval_rate = timed(lambda i: evaluator.evaluate(children[i % len(children)], data.x_val[minibatches[i]],
+    eval_rate = timed(lambda i: evaluator.evaluate_one(children[i % len(children)], data.x_val[minibatches[i]],
                                                    data.y_val[minibatches[i]]), args.evals)
     rows = [
         f"| Keras `train_on_batch`, float model of the largest widths `{largest}` | {keras_rate:.1f} | 1.00 |",

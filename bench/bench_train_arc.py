@@ -21,7 +21,7 @@ os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
 import tensorflow as tf
 
-from enas.trainer import TrainConfig, train_architecture
+from qnas.trainer import TrainConfig, train_architecture
 
 # (space, architecture, what it is); the first row of each space is its float parent
 ROWS = [

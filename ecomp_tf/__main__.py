@@ -13,8 +13,9 @@ from pathlib import Path
 from typing import Any
 
 from ecomp_tf.config import MODES, Configs
-from ecomp_tf.parent_flags import add_parent_flags, emb_layer_names
-from enas.errors import UserInputError
+from qnas.errors import UserInputError
+from qnas.parent_flags import add_parent_flags, emb_layer_names
+from qnas.progress import Console
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -77,19 +78,16 @@ def _literal(text: str) -> Any:
 
 
 class ProgressPrinter:
-    """One updating line on a terminal; plain flushed lines (about every 10%) when writing to a file."""
+    """EComp's generation line, through the shared console (in place on a terminal, about every 10% in a file)."""
 
-    def __init__(self, label: str) -> None:
-        self.label, self.tty = label, sys.stdout.isatty()
+    def __init__(self, label: str, console: Console | None = None) -> None:
+        self.label, self.console = label, console or Console()
 
     def __call__(self, gen: int, total: int, summary: dict[str, dict[str, float]]) -> None:
-        line = (f"{self.label} gen {gen}/{total}  fitness avg {summary['fitness']['avg']:.3f} "
-                f"best {summary['fitness']['best']:.3f}  acc best {summary['accuracy']['best']:.3f}  "
-                f"sim best {summary['similarity']['best']:.3f}  bits best {summary['bits_ratio']['best']:.3f}")
-        if self.tty:
-            print("\r" + line, end="\n" if gen == total else "", flush=True)
-        elif gen == total or gen == 1 or gen % max(1, total // 10) == 0:
-            print(line, flush=True)
+        self.console.update(f"{self.label} gen {gen}/{total}  fitness avg {summary['fitness']['avg']:.3f} "
+                            f"best {summary['fitness']['best']:.3f}  acc best {summary['accuracy']['best']:.3f}  "
+                            f"sim best {summary['similarity']['best']:.3f}  "
+                            f"bits best {summary['bits_ratio']['best']:.3f}", gen, total)
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -107,24 +105,22 @@ def main(argv: list[str] | None = None) -> int:
 
 
 def run(args: argparse.Namespace, configs: Configs) -> int:
+    # TensorFlow loads here, after the flags are parsed, so that --help and flag errors are instant
     from ecomp_tf.evolution import run_ecomp
-    from ecomp_tf.parent import get_parent
     from ecomp_tf.results import save_run, summarize
-    from enas.data import load_dataset
-    from enas.runinfo import write_json_atomic
-    from enas.space import get_space
+    from qnas.data import load_dataset
+    from qnas.models import block_index
+    from qnas.records import write_json_atomic
+    from qnas.space import get_space
+    from qnas.user_parent import resolve_parent
 
     data = load_dataset(args.dataset, args.data)
     print(data.describe(), flush=True)
-    if args.parent:
-        from ecomp_tf.user_parent import user_parent_for_space
-
-        parent, indices = user_parent_for_space(args.parent, data, get_space("mlp"), emb_layer_names(args.emb_layers),
-                                                args.parent_layout, log=lambda msg: print(msg, flush=True))
-        configs = configs.with_changes(EMB_LAYERS=indices)
-    else:
-        parent = get_parent(get_space("mlp"), data, seed=args.parent_seed, cache_dir=args.cache_dir,
+    parent = resolve_parent(get_space("mlp"), data, args.parent, emb_layer_names(args.emb_layers), args.parent_layout,
+                            in_space=True, seed=args.parent_seed, cache_dir=args.cache_dir,
                             log=lambda msg: print(msg, flush=True))
+    if args.parent:
+        configs = configs.with_changes(EMB_LAYERS=tuple(block_index(name) for name in parent.embedding_layers))
     folder = Path(args.output_dir) / args.experiment_name
     payloads = []
     for i in range(args.n_runs):

@@ -11,14 +11,10 @@ and ``--output`` saves the compressed model.
 from __future__ import annotations
 
 import argparse
-import os
 import sys
 import time
 from collections.abc import Callable
 from typing import Any
-
-os.environ.setdefault("TF_USE_LEGACY_KERAS", "1")
-os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
 OPERATIONS = ("prune", "rank")
 METHODS = ("contribution", "l1", "activation", "random")
@@ -36,7 +32,7 @@ def fine_tune(model, data, epochs: int, lr: float, batch_size: int = 100, seed: 
     import numpy as np
     import tensorflow as tf
 
-    from ecomp_tf.contribution import outputs_probabilities
+    from qnas.contribution import outputs_probabilities
 
     loss = tf.keras.losses.SparseCategoricalCrossentropy(from_logits=not outputs_probabilities(model))
     model.compile(optimizer=tf.keras.optimizers.legacy.Adam(lr), loss=loss)
@@ -60,11 +56,11 @@ def compress_model(model, data, operation: str, layer: str, keep: int | None = N
     """
     import numpy as np
 
-    from ecomp_tf.prune import keep_units, resolve_linear, width
     from ecomp_tf.rank import rank_reduce
-    from ecomp_tf.warmstart import select_units
-    from enas.errors import UserInputError
-    from enas.seeding import seed_everything
+    from qnas.errors import UserInputError
+    from qnas.prune import keep_units, resolve_linear, width
+    from qnas.seeding import seed_everything
+    from qnas.warmstart import select_units
 
     if operation not in OPERATIONS:
         raise UserInputError(f"unknown operation {operation!r}; expected one of {', '.join(OPERATIONS)}")
@@ -139,15 +135,15 @@ def build_parser() -> argparse.ArgumentParser:
 
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
-    from enas.errors import UserInputError
+    from qnas.errors import UserInputError
 
     log = lambda text: print(text, flush=True)
     try:
         import larq  # noqa: F401  (registers larq's layers and quantizers, so saved larq models load)
         import tensorflow as tf
 
-        from enas.data import load_dataset
-        from enas.runinfo import run_record, write_json_atomic
+        from qnas.data import load_dataset
+        from qnas.records import run_record, write_json_atomic
 
         data = load_dataset(args.dataset, args.data, seed=args.seed)
         if args.model:
@@ -156,8 +152,8 @@ def main(argv: list[str] | None = None) -> int:
             except (OSError, ValueError) as err:
                 raise UserInputError(f"cannot load a Keras model from {args.model!r}: {err}") from None
         else:
-            from ecomp_tf.parent import get_parent
-            from enas.space import get_space
+            from qnas.parent import get_parent
+            from qnas.space import get_space
 
             model = get_parent(get_space(args.space), data, seed=args.seed, cache_dir=args.cache_dir, log=log).model
         new, report = compress_model(model, data, args.operation, args.layer, keep=args.keep, fraction=args.fraction,

@@ -16,7 +16,7 @@ from __future__ import annotations
 from dataclasses import asdict, dataclass, fields, replace
 from typing import Any
 
-from enas.errors import UserInputError
+from qnas.errors import UserInputError
 from quantize.types import LAYER_TYPES
 
 MODES = ("faithful", "improved")

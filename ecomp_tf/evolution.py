@@ -22,12 +22,12 @@ from ecomp_tf.config import Configs
 from ecomp_tf.finetune import finetune
 from ecomp_tf.fitness import OBJECTIVES, BatchScorer, Scores, SizeMeter, score_population
 from ecomp_tf.genome import Individual, forward, from_parent, to_keras
-from ecomp_tf.parent import Parent
 from ecomp_tf.population import initial_population
-from enas.data import Dataset
-from enas.errors import DataError, UserInputError
-from enas.seeding import seed_everything
-from enas.space import SPACES
+from qnas.data import Dataset
+from qnas.errors import DataError, UserInputError
+from qnas.parent import Parent
+from qnas.seeding import seed_everything
+from qnas.space import SPACES
 
 Progress = Callable[[int, int, dict[str, dict[str, float]]], None]
 Batch = tuple[np.ndarray, np.ndarray]

@@ -1,6 +1,6 @@
-"""EComp's fitness: ``w_a * accuracy - w_s * similarity + w_c * (1 - compression)``, scored per batch.
+"""EComp's fitness, scored per batch: the shared objective (``qnas.objective``) with ``compression`` as the size.
 
-``similarity`` is the summed t-SNE loss (``ecomp_tf.similarity``) of the compared hidden layers against
+``similarity`` is the summed t-SNE loss (``qnas.similarity``) of the compared hidden layers against
 the parent's on the same batch; the parent side (its embeddings and affinities P) is computed once
 per batch by :class:`BatchScorer`, not once per individual. ``compression`` is the hidden width
 relative to the parent's (the reference) or the size in bits relative to the parent's (ours).
@@ -13,20 +13,13 @@ from dataclasses import dataclass
 import numpy as np
 
 from ecomp_tf.genome import Individual, bits, forward
-from ecomp_tf.similarity import MultiLayerTSNELoss
-from enas.space import SPACES, SearchSpace
+from qnas.objective import ObjectiveWeights
+from qnas.similarity import MultiLayerTSNELoss
+from qnas.space import SPACES, SearchSpace
 
 OBJECTIVES = ("fitness", "accuracy", "similarity", "compression", "bits_ratio")
 HIGHER_IS_BETTER = {"fitness": True, "accuracy": True, "similarity": False, "compression": False,
                     "bits_ratio": False}
-
-
-def fitness(accuracy: np.ndarray, similarity: np.ndarray, compression: np.ndarray,
-            weights: Sequence[float]) -> np.ndarray:
-    """The reference's multi-objective fitness, element-wise."""
-    w_a, w_s, w_c = weights
-    return (w_a * np.asarray(accuracy, np.float64) - w_s * np.asarray(similarity, np.float64)
-            + w_c * (1.0 - np.asarray(compression, np.float64)))
 
 
 class SizeMeter:
@@ -98,4 +91,4 @@ def score_population(population: Sequence[Individual], scorer: BatchScorer, size
     acc, sim = (np.array(v, np.float64) for v in zip(*(scorer(ind) for ind in population)))
     comp = np.array([sizes.compression(ind) for ind in population])
     ratio = np.array([sizes.bits_ratio(ind) for ind in population])
-    return Scores(acc, sim, comp, ratio, fitness(acc, sim, comp, weights))
+    return Scores(acc, sim, comp, ratio, ObjectiveWeights(*weights).score(acc, sim, comp))

@@ -1,23 +1,19 @@
 """One EComp individual: an architecture plus plain weight arrays, its fast forward pass and its Keras export.
 
 EComp scores 100 individuals per batch, so building a Keras model for each would cost far more than
-the arithmetic. An :class:`Individual` is an :class:`~enas.arch.Architecture` (width and layer type of
+the arithmetic. An :class:`Individual` is an :class:`~qnas.arch.Architecture` (width and layer type of
 each hidden layer) and numpy arrays. :func:`forward` is a few numpy matmuls on them, with the same
 larq quantizers as the Keras layers; :func:`forward_arrays` is the same pass in TensorFlow ops, for
-fine-tuning; :func:`to_keras` builds the real model (``enas.models``) only for the network we keep.
+fine-tuning; :func:`to_keras` builds the real model (``qnas.models``) only for the network we keep.
 Tests check that all three agree.
 
 Each hidden layer ``i`` computes ``y_i = act_i(y_{i-1}) @ q_i(W_i) * s_i + b_i`` where ``act_i`` is
 ReLU for a float layer and the type's input quantizer otherwise (nothing on the pixels), ``q_i`` its
 kernel quantizer, and ``s_i, b_i`` the BatchNorm of a quantized layer folded into a per-unit scale and
 shift (a float layer has no scale and ``b_i`` is its bias). The classifier is
-``relu(y_last) @ W_out + b_out``, as ``enas.models.build_model`` lays it out.
+``relu(y_last) @ W_out + b_out``, as ``qnas.models.build_model`` lays it out.
 """
 from __future__ import annotations
-
-import os
-
-os.environ.setdefault("TF_USE_LEGACY_KERAS", "1")
 
 from collections.abc import Sequence
 from dataclasses import dataclass, field
@@ -26,10 +22,10 @@ from typing import Any
 import numpy as np
 import tensorflow as tf
 
-from enas.arch import Architecture, Layer
-from enas.errors import UserInputError
-from enas.models import arch_bits, build_model
-from enas.space import SPACES, SearchSpace
+from qnas.arch import Architecture, Layer
+from qnas.errors import UserInputError
+from qnas.models import arch_bits, build_model
+from qnas.space import SPACES, SearchSpace
 from quantize.blocks import BN_EPSILON
 from quantize.types import LAYER_TYPES
 
@@ -222,7 +218,7 @@ def from_parent(parent: Any) -> Individual:
 
 def to_keras(ind: Individual, input_shape: Sequence[int], num_classes: int, calib_x: np.ndarray,
              space: SearchSpace | None = None, name: str = "ecomp_child") -> tf.keras.Model:
-    """The Keras model of ``ind`` (``enas.models.build_model``), weights set so it computes ``forward``.
+    """The Keras model of ``ind`` (``qnas.models.build_model``), weights set so it computes ``forward``.
 
     A folded BatchNorm (scale ``s``, shift ``b``) is written back with moving statistics measured on
     ``calib_x``, so that the layer is also well conditioned if it is trained further. The model comes

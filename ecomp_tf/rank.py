@@ -18,16 +18,13 @@ Parameters fall from ``in * out`` to ``in * k + k * out``, so it pays when k is 
 """
 from __future__ import annotations
 
-import os
 from dataclasses import dataclass
-
-os.environ.setdefault("TF_USE_LEGACY_KERAS", "1")
 
 import numpy as np
 import tensorflow as tf
 
-from ecomp_tf.prune import linear_copy, rebuild, resolve_linear, width
-from enas.errors import UserInputError
+from qnas.errors import UserInputError
+from qnas.prune import linear_copy, rebuild, resolve_linear, width
 
 _L = tf.keras.layers
 

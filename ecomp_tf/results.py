@@ -14,7 +14,7 @@ from typing import Any
 import numpy as np
 
 from ecomp_tf.evolution import RunResult
-from enas.runinfo import run_record, write_json_atomic
+from qnas.records import run_record, write_json_atomic
 from quantize.size import SizeReport
 
 CURVES = (("fitness", "fitness"), ("accuracy", "batch accuracy"), ("similarity", "similarity loss"),

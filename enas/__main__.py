@@ -4,9 +4,9 @@ from __future__ import annotations
 import argparse
 import sys
 
-from enas.arch import parse_arch
-from enas.errors import UserInputError
-from enas.space import SPACES, get_space
+from qnas.arch import parse_arch
+from qnas.errors import UserInputError
+from qnas.space import SPACES, get_space
 
 KNOWN_SHAPES = {"mnist": ((28, 28, 1), 10), "fashion_mnist": ((28, 28, 1), 10)}
 
@@ -22,7 +22,7 @@ def main(argv: list[str] | None = None) -> int:
         space = get_space(args.space)
         arch = parse_arch(args.arch, space)
         if args.data:
-            from enas.data import load_dataset
+            from qnas.data import load_dataset
 
             data = load_dataset(data_path=args.data)
             shape, classes = data.input_shape, data.num_classes
@@ -30,18 +30,18 @@ def main(argv: list[str] | None = None) -> int:
             shape, classes = KNOWN_SHAPES[args.dataset]
         import larq as lq
 
-        from enas.models import arch_bits, build_model
+        from qnas.models import arch_bits, build_model
         from quantize.size import SizeReport
 
         model = build_model(space, arch, shape, classes)
-        parent = arch_bits(space, parse_arch(space.parent_arch_string()), shape, classes)
+        parent = arch_bits(space, space.parent_arch(), shape, classes)
         report = SizeReport(arch_bits(space, arch, shape, classes), parent)
     except UserInputError as err:
         print(f"error: {err}", file=sys.stderr)
         return 2
     print(f"architecture: {arch.to_string()}\nreadable:     {arch.readable()}")
     lq.models.summary(model)
-    print(f"size: {report.kib:.2f} KiB = {report.ratio:.4f} of the float parent ({space.parent_arch_string()})")
+    print(f"size: {report.kib:.2f} KiB = {report.ratio:.4f} of the float parent ({space.parent_arch().to_string()})")
     return 0
 
 

@@ -1,16 +1,17 @@
 """ENAS-style LSTM controller trained with REINFORCE.
 
-The controller samples an architecture as ``2 * num_layers`` decisions,
-``[w0, t0, w1, t1, ...]``: for each layer a WIDTH index (``num_widths``
-choices) then a TYPE index (``num_types`` choices). It knows nothing about
-networks; callers map indices to widths / layer types.
+The controller samples a sequence of decisions, each an option index. It is
+told only each decision's *kind* and option count (``config.decisions``, e.g.
+``[("width", 5), ("type", 6)] * 4`` for the conv space); decisions of one kind
+share an embedding table and a softmax head. It knows nothing about networks:
+the search space maps indices to architectures.
 
 Design (after Pham et al. 2018, "Efficient Neural Architecture Search"):
 
 * one LSTM layer (``lstm_size`` units, no peepholes), every parameter drawn
   uniform in [-0.1, 0.1]; one decision per step; step 0 is fed a learned
-  ``g_emb`` and step i > 0 the embedding of decision i - 1 (separate tables for
-  widths and types); separate softmax heads for width and type decisions;
+  ``g_emb`` and step i > 0 the embedding of decision i - 1 (one table per
+  decision kind); one softmax head per decision kind;
 * logits -> ``logits / temperature`` (if set) -> ``tanh_constant * tanh(.)``;
 * loss = mean_k[-log p(a_k) * stop_grad(R_k - b)] - entropy_weight *
   mean_k[H_k], where H_k is the exact policy entropy summed along sequence k.
@@ -32,10 +33,6 @@ are noisy and biased by the batch.
 
 from __future__ import annotations
 
-import os
-
-os.environ.setdefault("TF_USE_LEGACY_KERAS", "1")
-
 from collections.abc import Sequence
 from dataclasses import dataclass
 
@@ -49,9 +46,7 @@ __all__ = ["Controller", "ControllerConfig", "clip_by_global_norm"]
 class ControllerConfig:
     """Hyper-parameters of the controller (defaults follow ENAS)."""
 
-    num_layers: int
-    num_widths: int
-    num_types: int
+    decisions: tuple[tuple[str, int], ...]  # (kind, number of options) of each decision, in order
     lstm_size: int = 64
     tanh_constant: float = 1.5
     temperature: float | None = None
@@ -65,10 +60,17 @@ class ControllerConfig:
     init_range: float = 0.1
 
     def __post_init__(self) -> None:
-        for name in ("num_layers", "num_widths", "num_types", "lstm_size"):
-            v = getattr(self, name)
-            if not isinstance(v, (int, np.integer)) or isinstance(v, bool) or v < 1:
-                raise ValueError(f"{name} must be a positive int, got {v!r}")
+        self.decisions = tuple((str(kind), n) for kind, n in self.decisions)
+        if not self.decisions:
+            raise ValueError("decisions must name at least one (kind, number of options)")
+        sizes: dict[str, int] = {}
+        for kind, n in self.decisions:
+            if not isinstance(n, (int, np.integer)) or isinstance(n, bool) or n < 1:
+                raise ValueError(f"decision {kind!r} must have a positive int number of options, got {n!r}")
+            if sizes.setdefault(kind, n) != n:
+                raise ValueError(f"decisions of kind {kind!r} must all have {sizes[kind]} options, got {n}")
+        if not isinstance(self.lstm_size, (int, np.integer)) or isinstance(self.lstm_size, bool) or self.lstm_size < 1:
+            raise ValueError(f"lstm_size must be a positive int, got {self.lstm_size!r}")
         if self.temperature is not None and not self.temperature > 0:
             raise ValueError(f"temperature must be > 0 or None, got {self.temperature}")
         if self.grad_clip_norm is not None and not self.grad_clip_norm > 0:
@@ -91,7 +93,7 @@ def clip_by_global_norm(
 
 
 class Controller(tf.Module):
-    """LSTM policy over ``[w0, t0, w1, t1, ...]`` index sequences, trained with REINFORCE.
+    """LSTM policy over sequences of option indices, trained with REINFORCE.
 
     Everything stateful (weights, ``baseline``, ``optimizer``, sampling ``rng``)
     hangs off this module, so ``tf.train.Checkpoint(controller=c)`` saves it all.
@@ -101,7 +103,10 @@ class Controller(tf.Module):
         super().__init__(name="controller")
         self.config = config
         c, h = config, config.lstm_size
-        self.num_decisions = 2 * c.num_layers
+        self.num_decisions = len(c.decisions)
+        self.kinds = [kind for kind, _ in c.decisions]
+        self.sizes = [n for _, n in c.decisions]
+        vocab = dict(c.decisions)  # kind -> options, in order of first appearance
         init_rng = np.random.default_rng(c.seed)
 
         def uniform(shape: tuple[int, ...], name: str) -> tf.Variable:
@@ -111,14 +116,11 @@ class Controller(tf.Module):
         self.w_lstm = uniform((2 * h, 4 * h), "w_lstm")
         self.b_lstm = uniform((4 * h,), "b_lstm")
         self.g_emb = uniform((1, h), "g_emb")
-        self.w_emb = uniform((c.num_widths, h), "w_emb")
-        self.t_emb = uniform((c.num_types, h), "t_emb")
-        self.w_soft = uniform((h, c.num_widths), "w_soft")
-        self.b_w_soft = uniform((c.num_widths,), "b_w_soft")
-        self.t_soft = uniform((h, c.num_types), "t_soft")
-        self.b_t_soft = uniform((c.num_types,), "b_t_soft")
-        self._params = (self.w_lstm, self.b_lstm, self.g_emb, self.w_emb, self.t_emb,
-                        self.w_soft, self.b_w_soft, self.t_soft, self.b_t_soft)
+        self.embeddings = {kind: uniform((n, h), f"{kind}_emb") for kind, n in vocab.items()}
+        self.heads = {kind: (uniform((h, n), f"{kind}_soft"), uniform((n,), f"{kind}_soft_bias"))
+                      for kind, n in vocab.items()}
+        self._params = (self.w_lstm, self.b_lstm, self.g_emb, *self.embeddings.values(),
+                        *(v for head in self.heads.values() for v in head))
 
         self.baseline = tf.Variable(0.0, dtype=tf.float64, trainable=False, name="baseline")
         self.baseline_initialized = tf.Variable(False, trainable=False, name="baseline_init")
@@ -141,11 +143,8 @@ class Controller(tf.Module):
         return self._params
 
     # ------------------------------------------------------------------ core
-    def _num_choices(self, step: int) -> int:
-        return self.config.num_widths if step % 2 == 0 else self.config.num_types
-
     def _logits(self, hidden: tf.Tensor, step: int) -> tf.Tensor:
-        w, b = (self.w_soft, self.b_w_soft) if step % 2 == 0 else (self.t_soft, self.b_t_soft)
+        w, b = self.heads[self.kinds[step]]
         logits = tf.matmul(hidden, w) + b
         if self.config.temperature is not None:
             logits = logits / self.config.temperature
@@ -161,13 +160,12 @@ class Controller(tf.Module):
 
     def _embed(self, choice: tf.Tensor, step: int) -> tf.Tensor:
         # one-hot matmul instead of gather: dense gradients for Adam and clipping.
-        table = self.w_emb if step % 2 == 0 else self.t_emb
-        return tf.matmul(tf.one_hot(choice, self._num_choices(step)), table)
+        return tf.matmul(tf.one_hot(choice, self.sizes[step]), self.embeddings[self.kinds[step]])
 
     def _decode(self, n: tf.Tensor, mode: str, forced: tf.Tensor | None = None):
         """Unrolled decode; mode is 'sample' (Gumbel-max with self.rng), 'greedy' or 'forced'.
 
-        Returns (decisions (n, 2L) int32, log_prob (n,), entropy (n,), per-step probs).
+        Returns (decisions (n, num_decisions) int32, log_prob (n,), entropy (n,), per-step probs).
         """
         size = self.config.lstm_size
         x = tf.tile(self.g_emb, [n, 1])
@@ -178,7 +176,7 @@ class Controller(tf.Module):
             logits = self._logits(h, step)
             logp = tf.nn.log_softmax(logits)
             if mode == "sample":
-                u = self.rng.uniform([n, self._num_choices(step)], minval=1e-20, maxval=1.0)
+                u = self.rng.uniform([n, self.sizes[step]], minval=1e-20, maxval=1.0)
                 choice = tf.argmax(logits - tf.math.log(-tf.math.log(u)), axis=1, output_type=tf.int32)
             elif mode == "greedy":
                 choice = tf.argmax(logits, axis=1, output_type=tf.int32)
@@ -216,9 +214,8 @@ class Controller(tf.Module):
 
     # ------------------------------------------------------------ validation
     def _check_decisions(self, decisions: Sequence[Sequence[int]]) -> np.ndarray:
-        expected = (f"a non-empty list of sequences of {self.num_decisions} ints "
-                    f"[w0, t0, ...] with widths in [0, {self.config.num_widths}) "
-                    f"and types in [0, {self.config.num_types})")
+        expected = (f"a non-empty list of sequences of {self.num_decisions} ints, "
+                    f"decision i in [0, options of decision i) with options {self.sizes}")
         try:
             arr = np.asarray([list(d) for d in decisions])
         except (TypeError, ValueError) as e:
@@ -229,7 +226,7 @@ class Controller(tf.Module):
                                      or np.all(np.mod(arr, 1) == 0)):
             raise ValueError(f"decisions must be {expected}; got non-integer values")
         arr = arr.astype(np.int64)
-        limits = np.array([self._num_choices(s) for s in range(self.num_decisions)])
+        limits = np.array(self.sizes)
         bad = np.argwhere((arr < 0) | (arr >= limits))
         if bad.size:
             k, s = bad[0]
@@ -253,7 +250,7 @@ class Controller(tf.Module):
         return self._greedy_fn()[0].numpy().tolist()
 
     def probabilities(self) -> list[np.ndarray]:
-        """Softmax of each of the 2L decisions along the greedy path ([w0, t0, w1, t1, ...])."""
+        """Softmax of each decision along the greedy path."""
         return [p.numpy() for p in self._greedy_fn()[1]]
 
     def update(self, decisions: Sequence[Sequence[int]], rewards: Sequence[float]) -> dict[str, float]:

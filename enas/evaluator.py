@@ -1,4 +1,4 @@
-"""Scoring a child with the shared weights: accuracy, similarity to the float parent, size, reward.
+"""The shared-weight evaluator: a child's accuracy, similarity to the float parent, size and reward, cut from the supernet.
 
 The parent's side of the similarity loss (its embeddings and affinities on the fixed probe batch)
 is computed once, here, and never again. A child is calibrated (its own BatchNorm statistics) once
@@ -6,14 +6,16 @@ per supernet state; the cache is cleared whenever the shared weights change.
 """
 from __future__ import annotations
 
+from collections.abc import Sequence
+
 import numpy as np
 
-from ecomp_tf.similarity import TSNELoss
-from enas.arch import Architecture
-from enas.data import Dataset
-from enas.models import arch_bits
-from enas.reward import RewardWeights
 from enas.supernet import Supernet
+from qnas.arch import Architecture
+from qnas.data import Dataset
+from qnas.evaluation import Evaluator, Terms
+from qnas.objective import Objective
+from qnas.similarity import TSNELoss
 from quantize.size import BITS_PER_KIB
 
 
@@ -27,12 +29,12 @@ def matching_depths(num_child: int, num_parent: int) -> list[int]:
     return [max(0, round((k + 1) * num_child / num_parent) - 1) for k in range(num_parent)]
 
 
-class ChildEvaluator:
-    """Turns an architecture into its reward terms, using the supernet in inference mode."""
+class SharedWeightEvaluator(Evaluator):
+    """Turns architectures into their reward terms, using the supernet in inference mode."""
 
     def __init__(self, supernet: Supernet, data: Dataset, parent_embeddings: list[np.ndarray], parent_bits: int,
-                 x_probe: np.ndarray, x_calib: np.ndarray, weights: RewardWeights, max_kib: float | None = None):
-        self.supernet, self.data, self.weights, self.max_kib = supernet, data, weights, max_kib
+                 x_probe: np.ndarray, x_calib: np.ndarray, objective: Objective):
+        self.supernet, self.data, self.objective = supernet, data, objective
         self.parent_bits = parent_bits
         self.x_probe, self.x_calib = x_probe, x_calib
         self.perplexity = probe_perplexity(len(x_probe))
@@ -47,9 +49,12 @@ class ChildEvaluator:
         self._similarity.clear()
 
     def bits(self, arch: Architecture) -> int:
-        return arch_bits(self.supernet.space, arch, self.data.input_shape, self.data.num_classes)
+        return self.supernet.space.bits(arch, self.data.input_shape, self.data.num_classes)
 
-    def evaluate(self, arch: Architecture, x: np.ndarray, y: np.ndarray) -> dict[str, float]:
+    def evaluate(self, archs: Sequence[Architecture], x: np.ndarray, y: np.ndarray) -> list[Terms]:
+        return [self._evaluate(arch, x, y) for arch in archs]
+
+    def _evaluate(self, arch: Architecture, x: np.ndarray, y: np.ndarray) -> Terms:
         """Reward terms of ``arch`` on the labelled batch ``x, y`` (plus probe-batch similarity)."""
         key = arch.to_string()
         if key not in self._stats:
@@ -60,16 +65,7 @@ class ChildEvaluator:
             self._similarity[key] = float(sum(
                 loss(result.embeddings[d]) for loss, d in zip(self.similarity, self.depths)))
         bits = self.bits(arch)
-        terms = self.weights.terms(result.accuracy, self._similarity[key], bits / self.parent_bits)
-        terms["kib"] = bits / BITS_PER_KIB
-        if self.max_kib is not None and terms["kib"] > self.max_kib:
-            # over budget: below every in-budget reward, whatever the weights (the reward spans at most w_acc + w_size)
-            terms["reward"] -= 1.0 + self.weights.acc + self.weights.size
+        terms = self.objective.terms(result.accuracy, self._similarity[key], bits / self.parent_bits,
+                                     bits / BITS_PER_KIB)
         terms["val_loss"] = result.loss
         return terms
-
-    def bn_stats(self, arch: Architecture) -> list:
-        key = arch.to_string()
-        if key not in self._stats:
-            self._stats[key] = self.supernet.calibrate(arch, self.x_calib)
-        return self._stats[key]

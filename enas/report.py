@@ -13,6 +13,8 @@ from pathlib import Path
 
 import numpy as np
 
+from enas.search import read_rows
+
 
 def pareto_front(points: Sequence[tuple[float, float]]) -> list[int]:
     """Indices of the points no other point beats: smaller size (first) and higher accuracy (second)."""
@@ -35,8 +37,6 @@ def read_evaluations(run_dir: str | Path) -> dict[str, dict]:
     path = Path(run_dir) / "evaluations.jsonl"
     if not path.exists():
         raise FileNotFoundError(f"{path} not found: is {run_dir} a search output folder?")
-    from enas.search import read_rows
-
     full: dict[str, dict] = {}
     batch: dict[str, list[dict]] = {}
     for row in read_rows(path):

@@ -25,17 +25,16 @@ from pathlib import Path
 import numpy as np
 import tensorflow as tf
 
-from ecomp_tf.parent import Parent, probe_batch
-from enas.arch import Architecture, parse_arch
-from enas.data import Dataset
-from enas.errors import UserInputError
-from enas.evaluator import ChildEvaluator
-from enas.reward import RewardWeights
-from enas.runinfo import run_record, write_json_atomic
-from enas.space import SearchSpace
+from enas.evaluator import SharedWeightEvaluator
 from enas.strategies import Strategy, make_strategy
 from enas.supernet import Supernet
-from quantize.types import LAYER_TYPES
+from qnas.arch import Architecture, parse_arch
+from qnas.data import Dataset
+from qnas.errors import UserInputError
+from qnas.objective import Objective, ObjectiveWeights
+from qnas.parent import Parent, probe_batch
+from qnas.records import run_record, write_json_atomic
+from qnas.space import SearchSpace
 
 Log = Callable[[str], None]
 
@@ -56,10 +55,14 @@ class SearchConfig:
     probe_size: int = 300
     num_shown: int = 10
     final_candidates: int = 10
-    reward: RewardWeights = field(default_factory=RewardWeights)
+    reward: ObjectiveWeights = field(default_factory=ObjectiveWeights)
     max_kib: float | None = None
     max_minutes: float | None = None
     seed: int = 0
+
+    @property
+    def objective(self) -> Objective:
+        return Objective(self.reward, self.max_kib)
 
     def to_dict(self) -> dict:
         out = asdict(self)
@@ -82,7 +85,7 @@ class Strategies(tf.Module):
 
     def __init__(self, names: list[str], space: SearchSpace, seed: int):
         super().__init__(name="strategies")
-        self.by_name = {name: make_strategy(name, space, seed=seed) for name in names}
+        self.by_name = {name: make_strategy(name, space.decisions(), seed=seed) for name in names}
 
 
 class Search:
@@ -105,8 +108,8 @@ class Search:
         x_probe = probe_batch(data, config.probe_size, seed=config.seed)
         calib = np.random.default_rng([config.seed, 1]).choice(len(data.x_train), min(config.calib_size,
                                                                                        len(data.x_train)), replace=False)
-        self.evaluator = ChildEvaluator(self.supernet, data, parent.embeddings(x_probe), parent.bits, x_probe,
-                                        data.x_train[np.sort(calib)], config.reward, max_kib=config.max_kib)
+        self.evaluator = SharedWeightEvaluator(self.supernet, data, parent.embeddings(x_probe), parent.bits, x_probe,
+                                               data.x_train[np.sort(calib)], config.objective)
         self.epoch = tf.Variable(0, dtype=tf.int64, trainable=False, name="epoch")
         self.ctrl_step = tf.Variable(0, dtype=tf.int64, trainable=False, name="ctrl_step")
         self.checkpoint = tf.train.Checkpoint(supernet=self.supernet, optimizer=self.supernet.optimizer,
@@ -149,15 +152,15 @@ class Search:
         order = rng.permutation(len(data.x_train))
         steps = len(order) // cfg.batch_size
         if cfg.child_sampling == "strategy":
-            children = self.strategy.sample(steps)
+            children = self.strategy.ask(steps)
         else:
-            sizes = [len(self.space.widths), len(self.space.types)] * self.space.num_layers
+            sizes = self.space.decision_sizes()
             children = [[int(rng.integers(k)) for k in sizes] for _ in range(steps)]
         loss_sum, correct = 0.0, 0
         for step in range(steps):
             idx = order[step * cfg.batch_size:(step + 1) * cfg.batch_size]
             out = self.supernet.train_step(data.x_train[idx], data.y_train[idx],
-                                           Architecture.from_indices(children[step], self.space))
+                                           self.space.decode(children[step]))
             loss_sum += out["loss"]
             correct += out["correct"]
             if step % 5 == 0:
@@ -181,12 +184,12 @@ class Search:
         for step in range(cfg.controller_steps):
             idx = rng.choice(len(data.x_val), min(cfg.eval_batch, len(data.x_val)), replace=False)
             self.progress(f"epoch {epoch}: {name}, update {step + 1}/{cfg.controller_steps}")
-            decisions = strategy.sample(cfg.controller_batch)
-            archs = [Architecture.from_indices(d, self.space) for d in decisions]
-            terms = [self.evaluator.evaluate(a, data.x_val[idx], data.y_val[idx]) for a in archs]
+            proposals = strategy.ask(cfg.controller_batch)
+            archs = [self.space.decode(d) for d in proposals]
+            terms = self.evaluator.evaluate(archs, data.x_val[idx], data.y_val[idx])
             for arch, t in zip(archs, terms):
                 self._record(epoch, "controller", arch, t, name)
-            stats = strategy.update(decisions, [t["reward"] for t in terms])
+            stats = strategy.tell(proposals, [t["reward"] for t in terms])
             ctrl_step = (epoch - 1) * cfg.controller_steps + step + 1
             mean = {k: float(np.mean([t[k] for t in terms])) for k in ("reward", "acc", "sim", "size_ratio")}
             self.log(f"{prefix}ctrl_step={ctrl_step:<5d} loss={stats.get('loss', 0.0):.4f} "
@@ -203,23 +206,20 @@ class Search:
 
     def _log_probabilities(self, name: str, strategy: Strategy) -> None:
         probs = strategy.probabilities()
-        if probs is None or name == "random":
+        if probs is None:
             return
         with self.writer.as_default(step=int(self.ctrl_step.numpy())):
-            for i, p in enumerate(probs):
-                layer, what = i // 2, ("width" if i % 2 == 0 else "type")
-                labels = ([str(w) for w in self.space.widths] if what == "width"
-                          else [LAYER_TYPES[c].name for c in self.space.types])
+            for p, (decision, labels) in zip(probs, self.space.decision_labels()):
                 for label, value in zip(labels, p):
-                    tf.summary.scalar(f"policy_{name}/layer{layer}_{what}/{label}", float(value))
+                    tf.summary.scalar(f"policy_{name}/{decision}/{label}", float(value))
 
     def _show_architectures(self, epoch: int, name: str, strategy: Strategy) -> None:
         prefix = "" if len(self.strategies.by_name) == 1 else f"[{name}] "
         self.log(f"{prefix}Here are {self.config.num_shown} architectures")
         shown = []
-        for decisions in strategy.sample(self.config.num_shown):
-            arch = Architecture.from_indices(decisions, self.space)
-            terms = self.evaluator.evaluate(arch, self.data.x_val, self.data.y_val)
+        for decisions in strategy.ask(self.config.num_shown):
+            arch = self.space.decode(decisions)
+            terms = self.evaluator.evaluate_one(arch, self.data.x_val, self.data.y_val)
             self._record(epoch, "shown", arch, terms, name)
             shown.append((arch, terms))
             self.log(f"[{arch.to_string()}] {arch.readable()}")
@@ -275,14 +275,14 @@ class Search:
         ranked = sorted(seen, key=seen.get, reverse=True)[: self.config.final_candidates]
         guess = strategy.best_guess()
         if guess is not None:
-            ranked.append(Architecture.from_indices(guess, self.space).to_string())
+            ranked.append(self.space.decode(guess).to_string())
         candidates = []
         for text in dict.fromkeys(ranked):
             arch = parse_arch(text)
-            terms = self.evaluator.evaluate(arch, self.data.x_val, self.data.y_val)
+            terms = self.evaluator.evaluate_one(arch, self.data.x_val, self.data.y_val)
             self._record(epoch + 1, "final", arch, terms, name)
             candidates.append((arch, terms))
-        fitting = [c for c in candidates if self.config.max_kib is None or c[1]["kib"] <= self.config.max_kib]
+        fitting = [c for c in candidates if self.config.objective.fits(c[1]["kib"])]
         if not fitting:
             self.log(f"warning: no {name} candidate fits --max_kib {self.config.max_kib:g}; the winner is over budget")
         candidates = sorted(fitting or candidates, key=lambda item: item[1]["reward"], reverse=True)

@@ -7,24 +7,19 @@ import shlex
 import sys
 from pathlib import Path
 
-from enas.errors import UserInputError
-from enas.reward import RewardWeights
-from enas.space import SearchSpace, get_space
+from enas.report import report
+from enas.search import Search, SearchConfig, write_summary
 from enas.strategies import STRATEGIES
+from qnas.data import load_dataset
+from qnas.errors import UserInputError
+from qnas.objective import ObjectiveWeights
+from qnas.parent import data_fingerprint
+from qnas.parent_flags import emb_layer_names
+from qnas.progress import Console
+from qnas.seeding import seed_everything
+from qnas.space import SearchSpace, get_space
+from qnas.user_parent import hidden_linear_layers, resolve_parent
 from quantize.types import get_layer_type
-
-
-def _log(line: str) -> None:
-    if sys.stdout.isatty():
-        sys.stdout.write("\r\033[K")  # clear a progress line first
-    print(line, flush=True)
-
-
-def _progress(text: str) -> None:
-    """An in-place status line on a terminal; nothing when stdout is a file (``>> log`` stays plain lines)."""
-    if sys.stdout.isatty():
-        sys.stdout.write("\r\033[K" + text[:110])
-        sys.stdout.flush()
 
 
 def space_from_args(args: argparse.Namespace, parent_depth: int | None = None) -> SearchSpace:
@@ -70,42 +65,31 @@ def retrain_command(arch_string: str, args: argparse.Namespace) -> str:
 
 
 def run_from_args(args: argparse.Namespace, argv: list[str]) -> int:
-    from ecomp_tf.parent import get_parent
-    from enas.data import load_dataset
-    from enas.search import Search, SearchConfig, write_summary
-    from enas.seeding import seed_everything
-
+    console = Console()
+    _log = console.line
     check_args(args)
     space_from_args(args)  # refuse bad space flags before loading anything
     config = SearchConfig(strategy=args.strategy, epochs=args.epochs, batch_size=args.batch_size,
                           learning_rate=args.lr, child_sampling=args.child_sampling,
                           controller_steps=args.controller_steps, controller_batch=args.controller_batch,
-                          reward=RewardWeights.parse(args.reward_weights), max_kib=args.max_kib,
+                          reward=ObjectiveWeights.parse(args.reward_weights), max_kib=args.max_kib,
                           max_minutes=args.max_minutes, seed=args.seed)
     output_dir = Path(args.output_dir or f"runs/search/{args.space}-{args.strategy}-seed{args.seed}")
     _check_output_dir(output_dir, args.resume)
     seed_everything(args.seed)
     data = load_dataset(args.dataset, args.data, seed=args.seed)
     _log(f"data: {data.describe()}")
-    if args.parent:
-        from ecomp_tf.parent_flags import emb_layer_names
-        from ecomp_tf.user_parent import load_user_parent
-
-        parent = load_user_parent(args.parent, data, emb_layer_names(args.emb_layers), args.parent_layout, log=_log)
-        space = space_from_args(args, parent_depth=hidden_depth(parent.model))
-    else:
-        parent = get_parent(get_space(args.space), data, seed=args.seed, cache_dir=args.cache_dir, log=_log)
-        space = space_from_args(args)
+    parent = resolve_parent(get_space(args.space), data, args.parent, emb_layer_names(args.emb_layers),
+                            args.parent_layout, seed=args.seed, cache_dir=args.cache_dir, log=_log)
+    space = space_from_args(args, parent_depth=hidden_depth(parent.model) if args.parent else None)
     _log(f"parent: test accuracy {parent.test_accuracy:.4f}, {parent.bits / 8192:.1f} KiB ({parent.source})")
     _log(f"space: {space.name}, {space.num_layers} layers, widths {list(space.widths)}, types {list(space.types)}; "
          f"strategy {args.strategy}; reward weights {config.reward}; seed {args.seed}")
-    from ecomp_tf.parent import data_fingerprint
-
     _save_or_check_settings(output_dir, {**config.to_dict(), "run": {
         "space": space.name, "num_layers": space.num_layers, "widths": list(space.widths), "types": list(space.types),
         "data": data.name, "data_fingerprint": data_fingerprint(data), "parent": parent.source,
         "emb_layers": parent.embedding_layers}}, args.resume)
-    search = Search(space, data, parent, config, output_dir, log=_log, progress=_progress)
+    search = Search(space, data, parent, config, output_dir, log=_log, progress=console.status)
     if args.resume and not search.restore():
         _log(f"no checkpoint in {output_dir}: starting from the beginning")
     result = search.run()
@@ -117,8 +101,6 @@ def run_from_args(args: argparse.Namespace, argv: list[str]) -> int:
          f"sim={t['sim']:.4f} reward={t['reward']:.4f} minutes={result.minutes:.2f}")
     _log(f"retrain it with:\n{command}")
     if args.plot:
-        from enas.report import report
-
         png, front = report(output_dir)
         _log(f"accuracy vs size of {len(front)} Pareto-optimal architectures drawn in {png}")
     write_summary(search, result, command, {"data": data.name, "parent": {
@@ -129,8 +111,6 @@ def run_from_args(args: argparse.Namespace, argv: list[str]) -> int:
 
 def hidden_depth(model) -> int:
     """Hidden Dense/Conv2D layers of a user's parent (its classifier excluded): the search's default depth."""
-    from ecomp_tf.user_parent import hidden_linear_layers
-
     return max(1, len(hidden_linear_layers(model)))
 
 

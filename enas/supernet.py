@@ -24,9 +24,9 @@ from dataclasses import dataclass
 import numpy as np
 import tensorflow as tf
 
-from enas.arch import Architecture
-from enas.models import CONV_KERNEL, build_model
-from enas.space import SearchSpace
+from qnas.arch import Architecture
+from qnas.models import build_model
+from qnas.space import SearchSpace
 from quantize.blocks import BN_EPSILON, uses_batchnorm
 from quantize.types import LAYER_TYPES
 
@@ -69,8 +69,7 @@ class Supernet(tf.Module):
         self.biases: list[tf.Variable] = []
         for i in range(self.num_layers):
             fan_in = self._fan_in(i)
-            shape = (fan_in, wmax) if space.kind == "dense" else (CONV_KERNEL, CONV_KERNEL, fan_in, wmax)
-            self.kernels.append(glorot(shape))
+            self.kernels.append(glorot(space.kernel_shape(fan_in, wmax)))
             self.gammas.append([tf.Variable(tf.ones(wmax)) for _ in self.types])
             self.betas.append([tf.Variable(tf.zeros(wmax)) for _ in self.types])
             self.biases.append(tf.Variable(tf.zeros(wmax)))
@@ -99,11 +98,7 @@ class Supernet(tf.Module):
         return [(lay.width, self.space.types.index(lay.type_code)) for lay in arch.layers]
 
     def _fan_in(self, i: int) -> int:
-        if i > 0:
-            return self.max_width
-        if self.space.kind == "dense":
-            return int(np.prod(self.input_shape))
-        return self.input_shape[-1] if len(self.input_shape) == 3 else 1
+        return self.max_width if i > 0 else self.space.input_fan_in(self.input_shape)
 
     # ------------------------------------------------------------------ forward
     def _forward(self, x: tf.Tensor, child: list[tuple[int, int]], bn_stats: BNStats | None = None):
@@ -124,7 +119,7 @@ class Supernet(tf.Module):
                 quantizer = self._input_quantizers[t]
                 h = tf.nn.relu(h) if quantizer is None else quantizer(h)
             variable = self.kernels[i]
-            kernel = variable[:fan_in, :width] if dense else variable[:, :, :fan_in, :width]
+            kernel = variable[..., :fan_in, :width]
             quantizer = self._kernel_quantizers[t]
             kernel = kernel if quantizer is None else quantizer(kernel)
             z = tf.matmul(h, kernel) if dense else tf.nn.conv2d(h, kernel, strides=1, padding="SAME")
@@ -204,7 +199,7 @@ class Supernet(tf.Module):
         fan_in = self._fan_in(0)
         for i, (w, t) in enumerate(child):
             kernel = self.kernels[i].numpy()
-            kernel = kernel[:fan_in, :w] if self.space.kind == "dense" else kernel[:, :, :fan_in, :w]
+            kernel = kernel[..., :fan_in, :w]
             linear = model.get_layer(f"h{i}_linear")
             if self._uses_bn[t]:
                 linear.set_weights([kernel])

@@ -1,6 +1,6 @@
 """Model size in bits: each weight at its type's bit-width, everything else at 32 bits.
 
-``model_bits`` asks larq (the reference); the architecture-level count in ``enas.space`` must agree
+``model_bits`` asks larq (the reference); the architecture-level count in ``qnas.space`` must agree
 with it and is what the search uses, since it needs no model. larq counts a BatchNorm layer as two
 32-bit numbers per channel (scale and offset after folding), and so do we.
 """

@@ -3,14 +3,15 @@ import numpy as np
 import pytest
 import tensorflow as tf
 
-from ecomp_tf.contribution import ContributionTracker, attach_utilities, contribution_scores, get_utilities
-from ecomp_tf.prune import keep_units, prunable_layers, prune, refit_consumers
 from ecomp_tf.rank import output_stats, rank_params, rank_reduce
-from ecomp_tf.warmstart import contribution_prune_widths, init_from_parent, select_units
-from enas.arch import parse_arch
-from enas.errors import UserInputError
-from enas.models import build_model
-from enas.space import get_space
+from qnas.arch import parse_arch
+from qnas.contribution import ContributionTracker, contribution_scores
+from qnas.errors import UserInputError
+from qnas.models import build_model
+from qnas.prune import keep_units, prunable_layers, prune, refit_consumers
+from qnas.space import get_space
+from qnas.utilities import attach_utilities, get_utilities
+from qnas.warmstart import contribution_prune_widths, init_from_parent, select_units
 
 MLP, CONV = get_space("mlp"), get_space("conv")
 SHAPE = (8, 8, 1)

@@ -14,14 +14,16 @@ L, W, T = 2, 4, 3  # layers, widths, types
 
 
 def make(**kw) -> Controller:
-    kw = {"num_layers": L, "num_widths": W, "num_types": T, **kw}
+    kw = {"decisions": (("width", W), ("type", T)) * L, **kw}
     return Controller(ControllerConfig(**kw))
 
 
 def reference_logp_entropy(c: Controller, seqs: list[list[int]]) -> tuple[np.ndarray, np.ndarray]:
     """Independent numpy forward pass with teacher forcing."""
-    v = {name: getattr(c, name).numpy() for name in
-         ("w_lstm", "b_lstm", "g_emb", "w_emb", "t_emb", "w_soft", "b_w_soft", "t_soft", "b_t_soft")}
+    v = {name: getattr(c, name).numpy() for name in ("w_lstm", "b_lstm", "g_emb")}
+    v.update({f"{kind}_emb": table.numpy() for kind, table in c.embeddings.items()})
+    v.update({f"{kind}_soft": w.numpy() for kind, (w, _) in c.heads.items()})
+    v.update({f"{kind}_soft_bias": b.numpy() for kind, (_, b) in c.heads.items()})
     sig = lambda z: 1.0 / (1.0 + np.exp(-z))
     out_lp, out_ent = [], []
     for seq in seqs:
@@ -31,7 +33,8 @@ def reference_logp_entropy(c: Controller, seqs: list[list[int]]) -> tuple[np.nda
             i, f, g, o = np.split(np.concatenate([x, h]) @ v["w_lstm"] + v["b_lstm"], 4)
             cell = sig(f) * cell + sig(i) * np.tanh(g)
             h = sig(o) * np.tanh(cell)
-            wk, bk, emb = ("w_soft", "b_w_soft", "w_emb") if s % 2 == 0 else ("t_soft", "b_t_soft", "t_emb")
+            kind = "width" if s % 2 == 0 else "type"
+            wk, bk, emb = f"{kind}_soft", f"{kind}_soft_bias", f"{kind}_emb"
             logits = c.config.tanh_constant * np.tanh(h @ v[wk] + v[bk])
             logp = logits - np.log(np.sum(np.exp(logits)))
             lp += logp[a]
@@ -217,7 +220,9 @@ def test_bad_inputs() -> None:
             c.update(good, [bad])
     with pytest.raises(ValueError, match="positive int"):
         c.sample(0)
-    with pytest.raises(ValueError, match="num_types"):
-        ControllerConfig(num_layers=2, num_widths=3, num_types=0)
+    with pytest.raises(ValueError, match="'type' must have a positive int"):
+        ControllerConfig(decisions=(("width", 3), ("type", 0)))
+    with pytest.raises(ValueError, match="must all have 3 options"):
+        ControllerConfig(decisions=(("width", 3), ("width", 4)))
     assert float(c.baseline.numpy()) == 0.0  # nothing was applied
     assert c.update(good, [1.0])["baseline"] == 1.0

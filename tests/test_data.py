@@ -7,7 +7,7 @@ import numpy as np
 import pytest
 from conftest import SHARED_MNIST
 
-from enas.data import DataError, load_dataset, read_idx
+from qnas.data import DataError, load_dataset, read_idx
 
 
 def _toy_arrays(seed=0):

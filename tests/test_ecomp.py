@@ -16,15 +16,16 @@ from ecomp_tf import operators as ops
 from ecomp_tf.config import Configs
 from ecomp_tf.evolution import run_ecomp
 from ecomp_tf.finetune import finetune
-from ecomp_tf.fitness import BatchScorer, SizeMeter, fitness, score_population
+from ecomp_tf.fitness import BatchScorer, SizeMeter, score_population
 from ecomp_tf.genome import Individual, forward, forward_arrays, from_parent, to_keras
-from ecomp_tf.parent import Parent
 from ecomp_tf.population import initial_population, keep_units, prune_l1, prune_rates, split_units
-from enas.arch import parse_arch
-from enas.data import Dataset
-from enas.errors import UserInputError
-from enas.models import arch_bits, block_output_names, build_model
-from enas.space import SPACES
+from qnas.arch import parse_arch
+from qnas.data import Dataset
+from qnas.errors import UserInputError
+from qnas.models import arch_bits, block_output_names, build_model
+from qnas.objective import ObjectiveWeights
+from qnas.parent import Parent
+from qnas.space import SPACES
 
 SHAPE, CLASSES = (6, 6, 1), 4
 TINY = {"POP_SIZE": 6, "BATCH_SIZE": 20, "PERPLEXITY": 5.0, "GENERATIONS": 3, "CALIB_SIZE": 20, "FINAL_BATCHES": 2}
@@ -175,9 +176,9 @@ def test_precision_genes_match_the_keras_model(parent_ind: Individual, data: Dat
 
 
 def test_fitness_formula() -> None:
-    got = fitness([0.9, 0.5], [0.3, 0.1], [0.5, 0.25], (1.0, 2.0, 1.0))
+    got = ObjectiveWeights(1.0, 2.0, 1.0).score([0.9, 0.5], [0.3, 0.1], [0.5, 0.25])
     np.testing.assert_allclose(got, [0.9 - 0.6 + 0.5, 0.5 - 0.2 + 0.75])
-    np.testing.assert_allclose(fitness([1.0], [0.2], [0.4], (0, 2, 1)), [-0.4 + 0.6])
+    np.testing.assert_allclose(ObjectiveWeights(0, 2, 1).score([1.0], [0.2], [0.4]), [-0.4 + 0.6])
 
 
 def test_scores_use_the_similarity_loss_and_both_size_measures(parent_ind: Individual, data: Dataset) -> None:

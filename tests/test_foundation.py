@@ -3,10 +3,10 @@ import numpy as np
 import pytest
 import tensorflow as tf
 
-from enas.arch import Architecture, Layer, parse_arch
-from enas.errors import UserInputError
-from enas.models import arch_bits, build_model, embedding_model
-from enas.space import get_space
+from qnas.arch import Architecture, Layer, parse_arch
+from qnas.errors import UserInputError
+from qnas.models import arch_bits, build_model, embedding_model
+from qnas.space import get_space
 from quantize.size import SizeReport, model_bits
 from quantize.types import LAYER_TYPES, get_layer_type
 
@@ -67,7 +67,7 @@ def test_bit_count_agrees_with_larq(space, arch):
 
 
 def test_size_report_against_parent():
-    parent = arch_bits(MLP, parse_arch(MLP.parent_arch_string()), SHAPE, 10)
+    parent = arch_bits(MLP, MLP.parent_arch(), SHAPE, 10)
     child = arch_bits(MLP, parse_arch("256 1 256 1"), SHAPE, 10)
     report = SizeReport(child, parent)
     assert 0 < report.ratio < 0.1
@@ -110,7 +110,7 @@ def test_conv_width_range_is_the_conv_spaces():
 
 def test_indices_round_trip_through_the_search_space():
     arch = parse_arch("64 1 512 4", MLP)
-    assert Architecture.from_indices(arch.to_indices(MLP), MLP) == arch
+    assert MLP.decode(MLP.encode(arch)) == arch
 
 
 def test_layer_type_lookup_by_name_and_code():

@@ -6,18 +6,19 @@ import pytest
 import tensorflow as tf
 
 import search_arc_mnist
-from ecomp_tf.parent import get_parent
-from enas.arch import parse_arch
-from enas.data import load_dataset
 from enas.evaluator import matching_depths
 from enas.report import pareto_front
-from enas.reward import RewardWeights
 from enas.search import Search, SearchConfig
-from enas.seeding import seed_everything
-from enas.space import get_space
-from enas.strategies import RandomStrategy, make_strategy
+from enas.strategies import make_strategy
+from enas.strategies.random import RandomStrategy
 from enas.supernet import Supernet
-from enas.tensorboard_logging import read_scalars, read_text
+from qnas.arch import parse_arch
+from qnas.data import load_dataset
+from qnas.objective import ObjectiveWeights
+from qnas.parent import get_parent
+from qnas.seeding import seed_everything
+from qnas.space import get_space
+from qnas.tensorboard_logging import read_scalars, read_text
 
 SHAPE = (8, 8, 1)
 
@@ -80,11 +81,11 @@ def test_only_the_childs_weights_move_and_binary_kernels_stay_clipped():
 
 
 def test_reward_formula_and_weights_parsing():
-    w = RewardWeights.parse("1, 2, 0.5")
-    assert w.reward(0.9, 0.3, 0.1) == pytest.approx(0.9 - 0.6 + 0.45)
+    w = ObjectiveWeights.parse("1, 2, 0.5")
+    assert w.score(0.9, 0.3, 0.1) == pytest.approx(0.9 - 0.6 + 0.45)
     for bad in ("1,2", "a,b,c", "1,-1,1"):
         with pytest.raises(ValueError, match="reward_weights"):
-            RewardWeights.parse(bad)
+            ObjectiveWeights.parse(bad)
 
 
 def test_pareto_front_keeps_only_undominated_points():
@@ -100,14 +101,14 @@ def test_matching_depths():
 
 def test_strategies_are_seeded_and_random_covers_the_space():
     space = get_space("mlp")
-    a, b = RandomStrategy(space, seed=3), RandomStrategy(space, seed=3)
-    assert a.sample(5) == b.sample(5)
-    draws = np.array(RandomStrategy(space, seed=4).sample(600))
+    a, b = RandomStrategy(space.decisions(), seed=3), RandomStrategy(space.decisions(), seed=3)
+    assert a.ask(5) == b.ask(5)
+    draws = np.array(RandomStrategy(space.decisions(), seed=4).ask(600))
     assert set(draws[:, 0]) == set(range(len(space.widths))) and set(draws[:, 1]) == set(range(len(space.types)))
-    c1, c2 = make_strategy("controller", space, seed=7), make_strategy("controller", space, seed=7)
-    assert c1.sample(4) == c2.sample(4)
+    c1, c2 = make_strategy("controller", space.decisions(), seed=7), make_strategy("controller", space.decisions(), seed=7)
+    assert c1.ask(4) == c2.ask(4)
     with pytest.raises(ValueError, match="unknown strategy"):
-        make_strategy("bayes", space)
+        make_strategy("bayes", space.decisions())
 
 
 def _tiny_search(toy_npz, out, epochs, cache, strategy="controller"):
@@ -140,7 +141,7 @@ def test_resume_gives_the_same_state_as_an_uninterrupted_run(toy_npz, tmp_path):
         np.testing.assert_allclose(a.numpy(), b.numpy(), rtol=1e-5, atol=1e-6)
     assert _evaluated(tmp_path / "full") == _evaluated(tmp_path / "part")
     assert full_result.best == resumed_result.best
-    assert full.strategy.sample(3) == resumed.strategy.sample(3)
+    assert full.strategy.ask(3) == resumed.strategy.ask(3)
 
 
 @pytest.mark.parametrize("flags,message", [
@@ -177,7 +178,8 @@ def test_strategies_share_the_supernet_and_minibatches(toy_npz, tmp_path):
 
 def test_size_budget_is_respected_by_the_final_pick(toy_npz, tmp_path):
     search = _tiny_search(toy_npz, tmp_path / "budget", 1, tmp_path / "cache")
-    search.config.max_kib = search.evaluator.max_kib = 2.0
+    search.config.max_kib = 2.0
+    search.evaluator.objective = search.config.objective
     result = search.run()
     assert result.best_terms["kib"] <= 2.0
     rows = [json.loads(line) for line in (tmp_path / "budget" / "evaluations.jsonl").read_text().splitlines()]

@@ -1,4 +1,4 @@
-"""Tests for the t-SNE-inspired similarity loss (ecomp_tf.similarity)."""
+"""Tests for the t-SNE-inspired similarity loss (qnas.similarity)."""
 
 import itertools
 import os
@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 import tensorflow as tf
 
-from ecomp_tf.similarity import (
+from qnas.similarity import (
     EPSILON,
     MultiLayerTSNELoss,
     TSNELoss,

@@ -1,4 +1,4 @@
-"""train_arc.py and enas.trainer: end-to-end run, exports, TensorBoard logs, exact resume, bad input (issue 3)."""
+"""train_arc.py and qnas.trainer: end-to-end run, exports, TensorBoard logs, exact resume, bad input (issue 3)."""
 import json
 import subprocess
 import sys
@@ -10,15 +10,15 @@ import tensorflow as tf
 from conftest import ROOT
 
 import train_arc
-from enas.arch import parse_arch
-from enas.batchnorm_calibration import BatchNormCalibrator
-from enas.errors import UserInputError
-from enas.export import lce_available, load_model, tflite_predict
-from enas.models import build_model
-from enas.run_folder import INCOMPLETE
-from enas.space import get_space
-from enas.tensorboard_logging import has_hparams, read_scalars, read_text
-from enas.trainer import (
+from qnas.arch import parse_arch
+from qnas.batchnorm_calibration import BatchNormCalibrator
+from qnas.errors import UserInputError
+from qnas.export import lce_available, load_model, tflite_predict
+from qnas.models import build_model
+from qnas.run_folder import INCOMPLETE
+from qnas.space import get_space
+from qnas.tensorboard_logging import has_hparams, read_scalars, read_text
+from qnas.trainer import (
     TrainConfig,
     TrainingInterrupted,
     default_output_dir,
@@ -198,7 +198,7 @@ def test_interrupted_cli_prints_the_exact_resume_command(monkeypatch, tmp_path, 
     def stop(config, command):
         raise TrainingInterrupted(tmp_path, 4)
 
-    monkeypatch.setattr("enas.trainer.train_architecture", stop)
+    monkeypatch.setattr("qnas.trainer.train_architecture", stop)
     argv = ["-fixed_arc", "256 1 128 2", "--seed", "5"]
     assert train_arc.main(argv) == 130
     err = capsys.readouterr().err
@@ -239,16 +239,7 @@ def test_finished_run_and_changed_settings_are_refused(cli_run, data_file, tmp_p
         train_architecture(_config(data_file, cut, resume=True, seed=4))
 
 
-def test_init_parent_without_the_warmstart_module_says_so(monkeypatch, tmp_path, data_file, capsys):
-    monkeypatch.setitem(sys.modules, "ecomp_tf.warmstart", None)
-    argv = ["-fixed_arc", "8 1", "--data", str(data_file), "--init", "parent", "--output_dir", str(tmp_path / "o")]
-    assert train_arc.main(argv) == 2
-    assert "--init parent needs ecomp_tf.warmstart.init_from_parent" in capsys.readouterr().err
-    assert not (tmp_path / "o").exists()
-
-
 def test_init_parent_starts_from_the_float_parent(data_file, tmp_path):
-    pytest.importorskip("ecomp_tf.warmstart")
     # a float child of the parent's widths is an exact copy; a negligible lr keeps it one for an epoch
     config = _config(data_file, tmp_path / "warm", arch="256 0 256 0", init="parent", max_epochs=1, lr=1e-12,
                      warmup_epochs=0, cache_dir=str(tmp_path / "cache"))

@@ -6,9 +6,9 @@ import pytest
 import tensorflow as tf
 
 import search_arc_mnist
-from ecomp_tf.user_parent import default_embedding_layers, load_user_parent, parent_accuracy
-from enas.data import load_dataset
-from enas.errors import UserInputError
+from qnas.data import load_dataset
+from qnas.errors import UserInputError
+from qnas.user_parent import default_embedding_layers, load_user_parent, parent_accuracy
 
 
 @pytest.fixture(scope="module")
@@ -127,8 +127,8 @@ def test_train_arc_starts_from_the_users_parent(toy, tmp_path, capsys):
 
 
 def test_users_dense_stack_maps_exactly_onto_the_mlp_space(toy):
-    from ecomp_tf.user_parent import as_space_model
-    from enas.space import get_space
+    from qnas.space import get_space
+    from qnas.user_parent import as_space_model
 
     _, data, model = toy
     rebuilt = as_space_model(model, get_space("mlp"), data)
@@ -166,8 +166,8 @@ def test_nested_parent_is_flattened_so_its_layers_can_be_named(toy, tmp_path):
 
 
 def test_parents_that_are_not_relu_stacks_or_have_other_layouts_are_refused(toy, tmp_path):
-    from ecomp_tf.user_parent import as_space_model
-    from enas.space import get_space
+    from qnas.space import get_space
+    from qnas.user_parent import as_space_model
 
     _, data, _ = toy
     tanh = tf.keras.Sequential([tf.keras.Input((64,)), tf.keras.layers.Dense(8, activation="tanh"),

@@ -16,14 +16,19 @@ from __future__ import annotations
 import hashlib
 import re
 from collections.abc import Sequence
+from dataclasses import replace
 from pathlib import Path
 
+import larq  # noqa: F401  (registers larq's layers and quantizers, so saved larq models load)
 import numpy as np
 import tensorflow as tf
 
-from ecomp_tf.parent import Parent, as_model_input
-from enas.data import Dataset
-from enas.errors import UserInputError
+from qnas.arch import parse_arch
+from qnas.data import Dataset
+from qnas.errors import UserInputError
+from qnas.models import block_output_names
+from qnas.parent import Parent, as_model_input, get_parent
+from qnas.space import SearchSpace
 from quantize.size import model_bits
 
 LAYOUTS = ("in_out", "out_in")
@@ -66,8 +71,6 @@ def load_user_parent(path: str | Path, data: Dataset, emb_layers: Sequence[str] 
 
 
 def _load_keras(path: Path) -> tf.keras.Model:
-    import larq  # noqa: F401 - registers larq's layers and quantizers for deserialisation
-
     try:
         model = tf.keras.models.load_model(path, compile=False)
     except (OSError, ValueError, TypeError, ImportError) as err:
@@ -220,15 +223,12 @@ def weights_hash(model: tf.keras.Model) -> str:
     return h.hexdigest()
 
 
-def as_space_model(model: tf.keras.Model, space, data: Dataset) -> tf.keras.Model:
+def as_space_model(model: tf.keras.Model, space: SearchSpace, data: Dataset) -> tf.keras.Model:
     """The user's Dense/ReLU stack rebuilt as this toolkit's float mlp model (same weights, same outputs).
 
     Warm starts and EComp's genomes address hidden blocks by their names (``h0_linear``, ...); a Dense stack
     with ReLU hidden layers maps onto them exactly. Other structures are refused with what is supported.
     """
-    from enas.arch import parse_arch
-    from enas.models import build_model
-
     if space.kind != "dense":
         raise UserInputError("starting from your own parent is supported for the mlp space (a stack of Dense layers "
                              f"with ReLU); this run uses the {space.name} space")
@@ -244,7 +244,7 @@ def as_space_model(model: tf.keras.Model, space, data: Dataset) -> tf.keras.Mode
             "starting from your own parent needs a stack of Dense layers (with biases) and ReLU between them; "
             f"this parent has {[type(lay).__name__ for lay in layers]}")
     arch = parse_arch(" ".join(f"{lay.units} 0" for lay in dense[:-1]), space)
-    rebuilt = build_model(space, arch, data.input_shape, data.num_classes, name="user_parent")
+    rebuilt = space.build(arch, data.input_shape, data.num_classes, name="user_parent")
     for i, lay in enumerate(dense[:-1]):
         rebuilt.get_layer(f"h{i}_linear").set_weights(lay.get_weights())
     rebuilt.get_layer("logits").set_weights(dense[-1].get_weights())
@@ -278,22 +278,33 @@ def hidden_layer_indices(model: tf.keras.Model, names: Sequence[str]) -> tuple[i
     return tuple(out)
 
 
-def user_parent_for_space(path: str | Path, data: Dataset, space, emb_layers: Sequence[str] | None = None,
+def user_parent_for_space(path: str | Path, data: Dataset, space: SearchSpace, emb_layers: Sequence[str] | None = None,
                           layout: str = "in_out", log=print) -> tuple[Parent, tuple[int, ...]]:
     """A user's Dense/ReLU parent rebuilt in this toolkit's naming, and its embedding layers as hidden indices.
 
     EComp's genomes and the warm starts address hidden blocks by position; this is the bridge.
     """
-    from dataclasses import replace
-
-    from enas.models import block_output_names
-
     parent = load_user_parent(path, data, emb_layers, layout, log=log)
     rebuilt = as_space_model(parent.model, space, data)
     indices = hidden_layer_indices(parent.model, parent.embedding_layers)
     blocks = block_output_names(rebuilt, max(indices) + 1)
     names = [blocks[i] for i in indices]
     return replace(parent, model=rebuilt, embedding_layers=names), indices
+
+
+def resolve_parent(space: SearchSpace, data: Dataset, path: str | Path | None = None,
+                   emb_layers: Sequence[str] | None = None, layout: str = "in_out", in_space: bool = False,
+                   seed: int = 0, cache_dir: str | Path = "cache", log=print) -> Parent:
+    """The one way every CLI gets its parent: the user's model at ``path`` when given, else the cached float parent.
+
+    ``in_space``: rebuild the user's Dense/ReLU stack in this toolkit's naming (``as_space_model``), as warm
+    starts and EComp's genomes need; the search compares against the user's model as it is.
+    """
+    if path is None:
+        return get_parent(space, data, seed=seed, cache_dir=cache_dir, log=log)
+    if in_space:
+        return user_parent_for_space(path, data, space, emb_layers, layout, log=log)[0]
+    return load_user_parent(path, data, emb_layers, layout, log=log)
 
 
 def hidden_linear_layers(model: tf.keras.Model) -> list[tf.keras.layers.Layer]:

@@ -2,17 +2,20 @@
 
 ``"256 1 128 2"`` is 256 binary units then 128 ternary units. The readable form
 ``"256:binary 128:ternary"`` is accepted too. With the space name and the data set, the string
-rebuilds the exact network (see ``enas.models.build_model``).
+rebuilds the exact network (see ``qnas.models.build_model``).
 """
 from __future__ import annotations
 
 import re
 from collections.abc import Sequence
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
-from enas.errors import UserInputError
-from enas.space import SearchSpace
+from qnas.errors import UserInputError
 from quantize.types import LAYER_TYPES, get_layer_type, type_names
+
+if TYPE_CHECKING:
+    from qnas.space import SearchSpace
 
 EXPECTED_FORM = "expected 'WIDTH TYPE WIDTH TYPE ...' (e.g. '256 1 128 2') or '256:binary 128:ternary'"
 
@@ -57,25 +60,6 @@ class Architecture:
         """The readable form, ``"256:binary 128:ternary"``."""
         return " ".join(f"{layer.width}:{layer.type_name}" for layer in self.layers)
 
-    def to_indices(self, space: SearchSpace) -> list[int]:
-        """The controller's decisions for this architecture (width index, type index per layer)."""
-        out: list[int] = []
-        for layer in self.layers:
-            if layer.width not in space.widths or layer.type_code not in space.types:
-                raise UserInputError(f"{self.readable()} is not in the search space's candidate choices")
-            out += [space.widths.index(layer.width), space.types.index(layer.type_code)]
-        return out
-
-    @classmethod
-    def from_indices(cls, decisions: Sequence[int], space: SearchSpace) -> Architecture:
-        """Turn controller decisions ``[w0, t0, w1, t1, ...]`` (indices) into an architecture."""
-        if len(decisions) != 2 * space.num_layers:
-            raise UserInputError(f"expected {2 * space.num_layers} decisions, got {len(decisions)}")
-        return cls(tuple(
-            Layer(space.widths[decisions[i]], space.types[decisions[i + 1]])
-            for i in range(0, len(decisions), 2)
-        ))
-
 
 def parse_arch(text: str | Sequence[int], space: SearchSpace | None = None) -> Architecture:
     """Parse an architecture string (integer or readable form), checking it against ``space``.
@@ -93,7 +77,7 @@ def parse_arch(text: str | Sequence[int], space: SearchSpace | None = None) -> A
         layers = _parse_integer_tokens(tokens)
     arch = Architecture(tuple(layers))
     if space is not None:
-        check_arch(arch, space)
+        space.check(arch)
     return arch
 
 
@@ -131,15 +115,3 @@ def _parse_readable_token(tok: str, pos: int) -> Layer:
     except ValueError as err:
         raise UserInputError(f"token {pos} ({tok!r}): {err}") from None
     return Layer(width, layer_type.code)
-
-
-def check_arch(arch: Architecture, space: SearchSpace) -> None:
-    """Refuse widths outside the space's range, with the layer and the range in the message."""
-    for i, layer in enumerate(arch.layers, 1):
-        if not space.min_width <= layer.width <= space.max_width:
-            raise UserInputError(
-                f"layer {i}: width {layer.width} is outside the {space.name} space's range "
-                f"{space.min_width}..{space.max_width}"
-            )
-    if len(arch) > 16:
-        raise UserInputError(f"{len(arch)} layers; at most 16 hidden layers are supported")

@@ -8,14 +8,17 @@ from __future__ import annotations
 
 import re
 from collections.abc import Sequence
+from typing import TYPE_CHECKING
 
 import numpy as np
 import tensorflow as tf
 
-from enas.arch import Architecture, check_arch
-from enas.space import SearchSpace
+from qnas.arch import Architecture
 from quantize.blocks import hidden_block, uses_batchnorm
 from quantize.types import LAYER_TYPES
+
+if TYPE_CHECKING:
+    from qnas.space import SearchSpace
 
 CONV_KERNEL = 3
 
@@ -28,7 +31,7 @@ def build_model(
     name: str = "child",
 ) -> tf.keras.Model:
     """A fresh, untrained Keras model for ``arch`` in ``space``."""
-    check_arch(arch, space)
+    space.check(arch)
     input_shape = tuple(int(d) for d in input_shape)
     inputs = tf.keras.Input(shape=input_shape, name="image")
     x = inputs
@@ -63,6 +66,14 @@ def block_output_names(model: tf.keras.Model, num_layers: int) -> list[str]:
     return out
 
 
+def block_index(layer_name: str) -> int:
+    """The hidden block a layer belongs to, from its name (``h2_linear`` -> 2)."""
+    match = re.match(r"h(\d+)_", layer_name)
+    if match is None:
+        raise ValueError(f"{layer_name!r} is not a layer of a hidden block (h<i>_...)")
+    return int(match.group(1))
+
+
 def embedding_model(model: tf.keras.Model, layer_names: Sequence[str] | None = None) -> tf.keras.Model:
     """A model mapping inputs to the outputs of the given layers (default: every hidden block)."""
     if layer_names is None:
@@ -77,11 +88,11 @@ def arch_bits(space: SearchSpace, arch: Architecture, input_shape: Sequence[int]
     Weights count at their type's bit-width; biases and BatchNorm (two numbers a channel, as larq
     counts it) at 32 bits. Agrees with ``quantize.size.model_bits`` (tested).
     """
-    fan_in = int(np.prod(input_shape)) if space.kind == "dense" else (int(input_shape[-1]) if len(input_shape) == 3 else 1)
+    fan_in = space.input_fan_in(input_shape)
     bits = 0
     for layer in arch.layers:
         layer_type = LAYER_TYPES[layer.type_code]
-        kernel = fan_in * layer.width * (CONV_KERNEL * CONV_KERNEL if space.kind == "conv" else 1)
+        kernel = int(np.prod(space.kernel_shape(fan_in, layer.width)))
         extra = 2 * layer.width if uses_batchnorm(layer_type, space.float_batchnorm) else layer.width
         bits += kernel * layer_type.bits + extra * 32
         fan_in = layer.width

@@ -15,12 +15,12 @@ from pathlib import Path
 import numpy as np
 import tensorflow as tf
 
-from enas.arch import Architecture, parse_arch
-from enas.data import Dataset
-from enas.models import arch_bits, block_output_names, build_model
-from enas.runinfo import run_record, write_json_atomic
-from enas.seeding import seed_everything
-from enas.space import SearchSpace
+from qnas.arch import Architecture
+from qnas.data import Dataset
+from qnas.models import arch_bits, block_output_names, build_model
+from qnas.records import run_record, write_json_atomic
+from qnas.seeding import seed_everything
+from qnas.space import SearchSpace
 
 DEFAULT_EPOCHS = {"dense": 20, "conv": 20}
 PARENT_LR = 3e-3
@@ -67,7 +67,7 @@ def train_parent(space: SearchSpace, data: Dataset, seed: int = 0, epochs: int |
     decayed to zero over the run it reaches about 98%.
     """
     seed_everything(seed)
-    arch = parse_arch(space.parent_arch_string(), space)
+    arch = space.parent_arch()
     model = build_model(space, arch, data.input_shape, data.num_classes, name=f"parent_{space.name}")
     epochs = epochs or DEFAULT_EPOCHS[space.kind]
     steps = epochs * -(-len(data.x_train) // batch_size)
@@ -86,7 +86,7 @@ def get_parent(space: SearchSpace, data: Dataset, seed: int = 0, cache_dir: str 
     key = f"parent-{space.name}-{data_fingerprint(data)}-seed{seed}-ep{epochs}-cos"
     folder = Path(cache_dir)
     model_path, info_path = folder / f"{key}.keras", folder / f"{key}.json"
-    arch = parse_arch(space.parent_arch_string(), space)
+    arch = space.parent_arch()
     if model_path.exists() and info_path.exists():
         model = tf.keras.models.load_model(model_path)
         info = json.loads(info_path.read_text())

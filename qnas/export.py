@@ -13,8 +13,6 @@ import os
 from dataclasses import dataclass
 from pathlib import Path
 
-os.environ.setdefault("TF_USE_LEGACY_KERAS", "1")
-
 import larq  # noqa: F401  (registers larq's custom objects with Keras)
 import numpy as np
 import tensorflow as tf

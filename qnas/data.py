@@ -14,7 +14,7 @@ from pathlib import Path
 
 import numpy as np
 
-from enas.errors import DataError
+from qnas.errors import DataError
 
 KERAS_DATASETS = ("mnist", "fashion_mnist")
 NPZ_KEYS = ("x_train", "y_train", "x_test", "y_test")

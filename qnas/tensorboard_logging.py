@@ -7,17 +7,14 @@ compared in its table; the final metrics are written as ``final/...`` scalars, w
 """
 from __future__ import annotations
 
-import os
 from collections import defaultdict
 from collections.abc import Mapping
 from pathlib import Path
 
-os.environ.setdefault("TF_USE_LEGACY_KERAS", "1")
-
 import tensorflow as tf
 from tensorboard.plugins.hparams import api as hp
 
-from enas.arch import Architecture
+from qnas.arch import Architecture
 
 HParamValue = bool | int | float | str
 FINAL_METRICS = ("test_accuracy", "test_loss", "best_val_accuracy", "kib", "bits_ratio")

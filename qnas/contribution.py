@@ -15,7 +15,7 @@ model's own predictions serve as targets, which makes the criterion usable on un
 ``ContributionTracker`` is a Keras callback: every ``every`` training batches it scores the next
 chunk of a sample you give it and keeps an exponential moving average per unit, so the utility
 reflects the network as it trains. Utilities are attached to the model (``get_utilities``), where
-``ecomp_tf.prune.prune`` and ``ecomp_tf.warmstart`` find them.
+``qnas.prune.prune`` and ``qnas.warmstart`` find them.
 
 What it is good for (BENCHMARKS.md, "compression"): it finds units the network does not use. In a
 layer with many such units, removing the lowest-utility half costs nothing, while removing the
@@ -26,32 +26,17 @@ least-squares refit of the next layer (``prune(..., refit=x)``).
 """
 from __future__ import annotations
 
-import os
-import weakref
-from collections.abc import Callable, Mapping, Sequence
-
-os.environ.setdefault("TF_USE_LEGACY_KERAS", "1")
+from collections.abc import Callable, Sequence
 
 import numpy as np
 import tensorflow as tf
 
-from ecomp_tf.prune import prunable_layers, resolve_linear, unit_output_layer
-from enas.errors import UserInputError
-
-_UTILITIES: weakref.WeakKeyDictionary[tf.keras.Model, dict[str, np.ndarray]] = weakref.WeakKeyDictionary()
+from qnas.errors import UserInputError
+from qnas.keras_graph import resolve_linear, unit_output_layer
+from qnas.prune import prunable_layers
+from qnas.utilities import attach_utilities
 
 LossFn = Callable[[tf.Tensor, tf.Tensor], tf.Tensor]
-
-
-def attach_utilities(model: tf.keras.Model, utilities: Mapping[str, np.ndarray]) -> None:
-    """Remember per-unit utilities for ``model`` (keyed by linear layer name); replaces earlier ones."""
-    _UTILITIES[model] = {k: np.asarray(v, dtype=np.float64).copy() for k, v in utilities.items()}
-
-
-def get_utilities(model: tf.keras.Model) -> dict[str, np.ndarray] | None:
-    """The utilities attached to ``model``, or None when it has none."""
-    found = _UTILITIES.get(model)
-    return {k: v.copy() for k, v in found.items()} if found else None
 
 
 def outputs_probabilities(model: tf.keras.Model) -> bool:

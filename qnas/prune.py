@@ -11,131 +11,33 @@ BatchNorm) pass the kept channel set on, ``Flatten`` maps it to flat positions, 
 layer consumes it. Layers that mix channels in other ways (Reshape, Add, Concatenate, ...) are
 refused when a pruned channel set reaches them, as is pruning a layer that feeds the model output.
 
-Works on models from ``enas.models.build_model`` (blocks ``h{i}_linear``/``h{i}_bn``, larq layers
+Works on models from ``qnas.models.build_model`` (blocks ``h{i}_linear``/``h{i}_bn``, larq layers
 keep their quantizers and latent weights) and on plain Sequential/functional models.
 """
 from __future__ import annotations
 
-import os
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
-
-os.environ.setdefault("TF_USE_LEGACY_KERAS", "1")
 
 import numpy as np
 import tensorflow as tf
 
-from enas.errors import UserInputError
-
-Layer = tf.keras.layers.Layer
-
-_L = tf.keras.layers
-# Layers without weights that act on each channel separately: a kept channel set passes through.
-PER_CHANNEL = (
-    _L.ReLU, _L.Activation, _L.LeakyReLU, _L.ELU, _L.ThresholdedReLU, _L.Dropout, _L.SpatialDropout1D,
-    _L.SpatialDropout2D, _L.SpatialDropout3D, _L.GaussianNoise, _L.GaussianDropout, _L.AlphaDropout,
-    _L.MaxPooling1D, _L.MaxPooling2D, _L.MaxPooling3D, _L.AveragePooling1D, _L.AveragePooling2D,
-    _L.AveragePooling3D, _L.GlobalMaxPooling1D, _L.GlobalMaxPooling2D, _L.GlobalMaxPooling3D,
-    _L.GlobalAveragePooling1D, _L.GlobalAveragePooling2D, _L.GlobalAveragePooling3D, _L.ZeroPadding1D,
-    _L.ZeroPadding2D, _L.ZeroPadding3D, _L.Cropping1D, _L.Cropping2D, _L.Cropping3D, _L.UpSampling1D,
-    _L.UpSampling2D, _L.UpSampling3D, _L.ActivityRegularization,
+from qnas.errors import UserInputError
+from qnas.keras_graph import (
+    PER_CHANNEL,
+    Layer,
+    consumers,
+    graph_layers,
+    inbound_names,
+    is_linear,
+    linear_copy,
+    resolve_linear,
+    source_layer,
+    unit_output_layer,
+    width,
+    width_key,
 )
-_NOT_PLAIN_CONV = (_L.Conv1DTranspose, _L.Conv2DTranspose, _L.Conv3DTranspose, _L.DepthwiseConv2D)
-
-
-# ----------------------------------------------------------------------------- graph helpers
-
-def is_linear(layer: Layer) -> bool:
-    """A Dense or plain Conv layer (larq's QuantDense/QuantConv* included): its units can be pruned."""
-    if isinstance(layer, _L.Dense):
-        return True
-    if isinstance(layer, (_L.Conv1D, _L.Conv2D, _L.Conv3D)) and not isinstance(layer, _NOT_PLAIN_CONV):
-        return getattr(layer, "groups", 1) == 1 and layer.data_format == "channels_last"
-    return False
-
-
-def width(layer: Layer) -> int:
-    """Number of units (Dense) or filters (Conv) of a linear layer."""
-    return int(layer.units if isinstance(layer, _L.Dense) else layer.filters)
-
-
-def _width_key(layer: Layer) -> str:
-    return "units" if isinstance(layer, _L.Dense) else "filters"
-
-
-def _source_layer(tensor: tf.Tensor) -> Layer:
-    return tensor._keras_history.layer
-
-
-def inbound_names(layer: Layer) -> list[str]:
-    """Names of the layers feeding ``layer`` in the graph it was first called in."""
-    nodes = layer._inbound_nodes
-    if not nodes:
-        return []
-    return [lay.name for lay in tf.nest.flatten(nodes[0].inbound_layers)]
-
-
-def graph_layers(model: tf.keras.Model) -> list[Layer]:
-    """Every layer of a model in topological order, input layers first (Sequential included)."""
-    if not getattr(model, "_is_graph_network", False) or not model.inputs:
-        raise UserInputError(
-            f"model {model.name!r} has no known input shape; build it (e.g. tf.keras.Input or input_shape=...) first"
-        )
-    inputs = [_source_layer(t) for t in model.inputs]
-    rest = [lay for lay in model.layers if lay not in inputs]
-    for lay in rest:
-        if isinstance(lay, tf.keras.Model):
-            raise UserInputError(f"nested model {lay.name!r} inside {model.name!r} is not supported; flatten it first")
-    return inputs + rest
-
-
-def consumers(model: tf.keras.Model) -> dict[str, list[str]]:
-    """For each layer name, the names of the layers that take its output."""
-    out: dict[str, list[str]] = {lay.name: [] for lay in graph_layers(model)}
-    for lay in graph_layers(model):
-        for src in inbound_names(lay):
-            if src in out:
-                out[src].append(lay.name)
-    return out
-
-
-def resolve_linear(model: tf.keras.Model, name: str) -> Layer:
-    """The linear layer called ``name`` (``"h0"`` is accepted for ``"h0_linear"``), checked."""
-    names = {lay.name for lay in model.layers}
-    if name not in names and f"{name}_linear" in names:
-        name = f"{name}_linear"
-    if name not in names:
-        linear = [lay.name for lay in model.layers if is_linear(lay)]
-        raise UserInputError(f"model {model.name!r} has no layer {name!r}; its Dense/Conv layers are {linear}")
-    layer = model.get_layer(name)
-    if not is_linear(layer):
-        raise UserInputError(
-            f"layer {name!r} is a {type(layer).__name__}; only Dense and Conv (channels-last, groups=1) units can be "
-            "pruned or rank-reduced"
-        )
-    return layer
-
-
-def unit_output_layer(model: tf.keras.Model, name: str) -> Layer:
-    """Where a unit's value is read: the BatchNorm right after the linear layer if there is one, else itself."""
-    nxt = consumers(model)[name]
-    if len(nxt) == 1 and isinstance(model.get_layer(nxt[0]), _L.BatchNormalization):
-        return model.get_layer(nxt[0])
-    return model.get_layer(name)
-
-
-def prunable_layers(model: tf.keras.Model) -> list[str]:
-    """Linear layers whose units can be removed: their output reaches another linear layer, not the output."""
-    out = []
-    for lay in graph_layers(model):
-        if is_linear(lay):
-            try:
-                _propagate(model, {lay.name: np.arange(width(lay) - 1)})
-            except UserInputError:
-                continue
-            out.append(lay.name)
-    return out
-
+from qnas.utilities import attach_utilities, get_utilities
 
 # ----------------------------------------------------------------------------- channel bookkeeping
 
@@ -165,14 +67,14 @@ def _propagate(model: tf.keras.Model, keep: Mapping[str, np.ndarray]) -> _Flow:
             cout[lay.name] = keep.get(lay.name)
         elif c is None:
             cout[lay.name] = None
-        elif isinstance(lay, _L.BatchNormalization):
+        elif isinstance(lay, tf.keras.layers.BatchNormalization):
             axis = lay.axis if isinstance(lay.axis, int) else (lay.axis[0] if len(lay.axis) == 1 else None)
             if axis not in (-1, len(lay.input_shape) - 1):
                 raise UserInputError(f"BatchNormalization {lay.name!r} must normalise the last axis to be pruned")
             cout[lay.name] = c
         elif isinstance(lay, PER_CHANNEL):
             cout[lay.name] = c
-        elif isinstance(lay, _L.Flatten):
+        elif isinstance(lay, tf.keras.layers.Flatten):
             positions = int(np.prod(lay.input_shape[1:-1]))
             channels = int(lay.input_shape[-1])
             cout[lay.name] = np.add.outer(np.arange(positions) * channels, c).ravel()
@@ -186,7 +88,7 @@ def _propagate(model: tf.keras.Model, keep: Mapping[str, np.ndarray]) -> _Flow:
                 f"a pruned channel set reaches layer {lay.name!r} ({type(lay).__name__}), which this pruner cannot "
                 "shrink; supported between linear layers: activations, pooling, dropout, BatchNorm, Flatten"
             )
-    outputs = {_source_layer(t).name for t in model.outputs}
+    outputs = {source_layer(t).name for t in model.outputs}
     changed = [n for n in outputs if cout.get(n) is not None]
     if changed:
         raise UserInputError(
@@ -197,7 +99,7 @@ def _propagate(model: tf.keras.Model, keep: Mapping[str, np.ndarray]) -> _Flow:
 
 def _feeds_output(model: tf.keras.Model, layer: Layer) -> bool:
     """True when ``layer``'s output reaches a model output without passing a linear layer."""
-    outputs = {_source_layer(t).name for t in model.outputs}
+    outputs = {source_layer(t).name for t in model.outputs}
     after, todo, seen = consumers(model), [layer.name], set()
     while todo:
         name = todo.pop()
@@ -222,11 +124,24 @@ def _slice_weights(layer: Layer, weights: list[np.ndarray], cin: np.ndarray | No
         rest = [np.take(w, cout, axis=-1) if cout is not None and w.shape[-1:] == (width(layer),) else w
                 for w in weights[1:]]
         return [kernel, *rest]
-    if isinstance(layer, _L.BatchNormalization):
+    if isinstance(layer, tf.keras.layers.BatchNormalization):
         return [np.take(w, cin, axis=-1) for w in weights]
     if weights:
         raise UserInputError(f"cannot slice the weights of {layer.name!r} ({type(layer).__name__})")
     return weights
+
+
+def prunable_layers(model: tf.keras.Model) -> list[str]:
+    """Linear layers whose units can be removed: their output reaches another linear layer, not the output."""
+    out = []
+    for lay in graph_layers(model):
+        if is_linear(lay):
+            try:
+                _propagate(model, {lay.name: np.arange(width(lay) - 1)})
+            except UserInputError:
+                continue
+            out.append(lay.name)
+    return out
 
 
 # ----------------------------------------------------------------------------- rebuilding
@@ -249,7 +164,7 @@ def rebuild(model: tf.keras.Model, keep: Mapping[str, np.ndarray] | None = None,
     to_set: list[tuple[Layer, list[np.ndarray]]] = []
     inputs = []
     for lay in graph_layers(model):
-        if isinstance(lay, _L.InputLayer):
+        if isinstance(lay, tf.keras.layers.InputLayer):
             cfg = lay.get_config()
             tensor = tf.keras.Input(batch_shape=cfg["batch_input_shape"], dtype=cfg.get("dtype"), name=lay.name)
             tensors[lay.name] = tensor
@@ -257,7 +172,7 @@ def rebuild(model: tf.keras.Model, keep: Mapping[str, np.ndarray] | None = None,
             continue
         cfg = lay.get_config()
         if lay.name in keep:
-            cfg[_width_key(lay)] = len(keep[lay.name])
+            cfg[width_key(lay)] = len(keep[lay.name])
         new = type(lay).from_config(cfg)
         weights = _slice_weights(lay, lay.get_weights(), flow.cin[lay.name], keep.get(lay.name))
         parts = replace[lay.name](new, weights) if lay.name in replace else [(new, weights)]
@@ -267,7 +182,7 @@ def rebuild(model: tf.keras.Model, keep: Mapping[str, np.ndarray] | None = None,
             x = part(x)
             to_set.append((part, part_weights))
         tensors[lay.name] = x
-    outputs = [tensors[_source_layer(t).name] for t in model.outputs]
+    outputs = [tensors[source_layer(t).name] for t in model.outputs]
     new_model = tf.keras.Model(inputs, outputs if len(outputs) > 1 else outputs[0], name=name or model.name)
     for part, part_weights in to_set:
         if part_weights:
@@ -310,12 +225,10 @@ def resolve_utility(model: tf.keras.Model, layer_name: str, utility=None) -> np.
     """Per-unit utility of a layer: an array, a ``callable(model, layer_name)``, or the tracked one."""
     layer = resolve_linear(model, layer_name)
     if utility is None:
-        from ecomp_tf.contribution import get_utilities
-
         tracked = get_utilities(model) or {}
         if layer.name not in tracked:
             raise UserInputError(
-                f"no utility for {layer.name!r}: train with ecomp_tf.contribution.ContributionTracker, compute it with "
+                f"no utility for {layer.name!r}: train with qnas.contribution.ContributionTracker, compute it with "
                 "contribution_scores(model, x, y), or pass utility= (an array or a function of (model, layer_name))"
             )
         utility = tracked[layer.name]
@@ -347,8 +260,6 @@ def prune(model: tf.keras.Model, layer: str, n: int, utility=None, refit: np.nda
 
 def _carry_utilities(old: tf.keras.Model, new: tf.keras.Model, keep: Mapping[str, np.ndarray]) -> None:
     """The pruned model inherits the old utilities, sliced to the units it kept (for iterative pruning)."""
-    from ecomp_tf.contribution import attach_utilities, get_utilities
-
     tracked = get_utilities(old)
     if tracked:
         attach_utilities(new, {k: (v[keep[k]] if k in keep else v) for k, v in tracked.items()})
@@ -356,22 +267,14 @@ def _carry_utilities(old: tf.keras.Model, new: tf.keras.Model, keep: Mapping[str
 
 # ----------------------------------------------------------------------------- least-squares refit
 
-def linear_copy(layer: Layer) -> Layer:
-    """The layer without its activation (same weights), to read pre-activation outputs."""
-    copy = type(layer).from_config({**layer.get_config(), "activation": "linear", "name": f"{layer.name}_pre"})
-    copy.build(layer.input_shape)
-    copy.set_weights(layer.get_weights())
-    return copy
-
-
 def _design(layer: Layer, inputs: tf.Tensor) -> np.ndarray:
     """Rows of the inputs a linear layer multiplies by its (flattened) kernel: features or conv patches."""
     if getattr(layer, "input_quantizer", None) is not None:
         inputs = layer.input_quantizer(inputs)
-    if isinstance(layer, _L.Dense):
+    if isinstance(layer, tf.keras.layers.Dense):
         arr = np.asarray(inputs)
         return arr.reshape(-1, arr.shape[-1])
-    if not isinstance(layer, _L.Conv2D):
+    if not isinstance(layer, tf.keras.layers.Conv2D):
         raise UserInputError(f"least-squares refit supports Dense and Conv2D layers, not {type(layer).__name__}")
     kh, kw = layer.kernel_size
     patches = tf.image.extract_patches(
@@ -419,7 +322,7 @@ def _refit_layer(original: tf.keras.Model, pruned: tf.keras.Model, name: str, co
         gram = design.T @ design if gram is None else gram + design.T @ design
         rhs = design.T @ z if rhs is None else rhs + design.T @ z
     follower = unit_output_layer(pruned, name)
-    bn = follower if isinstance(follower, _L.BatchNormalization) else None
+    bn = follower if isinstance(follower, tf.keras.layers.BatchNormalization) else None
     if not new.use_bias and bn is None:
         gram, rhs = gram[:-1, :-1], rhs[:-1]
     reg = ridge * np.trace(gram) / len(gram) * np.eye(len(gram))

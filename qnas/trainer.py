@@ -13,7 +13,7 @@ A run lives in one output folder::
     checkpoints/        every epoch: weights, optimizer, epoch, early-stopping state, history, RNG
     best/               the weights of the best epoch so far
     tensorboard/        per-epoch scalars, the architecture as text, hparams
-    model.keras         the trained model (reload with ``enas.export.load_model``)
+    model.keras         the trained model (reload with ``qnas.export.load_model``)
     model.tflite        through Larq Compute Engine, when it is installed
     result.json         metrics, sizes, provenance: written atomically, at the very end
 
@@ -26,33 +26,33 @@ from __future__ import annotations
 
 import json
 import math
-import os
-import signal
 import sys
-import threading
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
-os.environ.setdefault("TF_USE_LEGACY_KERAS", "1")
-
 import larq as lq
 import numpy as np
 import tensorflow as tf
 
-from enas.arch import Architecture, parse_arch
-from enas.batchnorm_calibration import BatchNormCalibrator
-from enas.data import Dataset, load_dataset
-from enas.errors import UserInputError
-from enas.export import TfliteExport, export_tflite, load_model, save_model, tflite_predict
-from enas.models import arch_bits, build_model
-from enas.run_folder import INCOMPLETE, TrainState, prepare_output_dir
-from enas.runinfo import run_record, write_json_atomic
-from enas.seeding import seed_everything
-from enas.space import SearchSpace, get_space
-from enas.tensorboard_logging import RunLogger
+from qnas.arch import Architecture, parse_arch
+from qnas.batchnorm_calibration import BatchNormCalibrator
+from qnas.data import Dataset, load_dataset
+from qnas.errors import UserInputError
+from qnas.export import TfliteExport, export_tflite, load_model, save_model, tflite_predict
+from qnas.interrupt import StopRequest
+from qnas.models import arch_bits, build_model
+from qnas.parent import probe_batch
+from qnas.progress import Console
+from qnas.records import run_record, write_json_atomic
+from qnas.run_folder import INCOMPLETE, TrainState, prepare_output_dir
+from qnas.seeding import seed_everything
+from qnas.space import SearchSpace, get_space
+from qnas.tensorboard_logging import RunLogger
+from qnas.user_parent import resolve_parent
+from qnas.warmstart import init_from_parent
 from quantize.size import SizeReport, model_macs
 
 INIT_CHOICES = ("random", "parent")
@@ -158,75 +158,21 @@ def epoch_order(seed: int, epoch: int, n: int) -> np.ndarray:
     return np.random.default_rng([int(seed), int(epoch)]).permutation(n)
 
 
-def warmstart_function() -> Callable[[tf.keras.Model, tf.keras.Model, np.ndarray], None]:
-    """``ecomp_tf.warmstart.init_from_parent``, or a clear error when this installation lacks it."""
-    try:
-        from ecomp_tf.warmstart import init_from_parent
-    except ImportError as err:
-        if isinstance(err, ModuleNotFoundError) and err.name not in ("ecomp_tf.warmstart", "ecomp_tf"):
-            raise
-        raise UserInputError(
-            "--init parent needs ecomp_tf.warmstart.init_from_parent (start from the float parent pruned to the "
-            "architecture's widths), which this installation does not have yet; use --init random"
-        ) from None
-    return init_from_parent
-
-
-class _StopRequest(tf.keras.callbacks.Callback):
-    """Turns Ctrl-C into a clean stop at the next batch boundary.
-
-    A KeyboardInterrupt raised inside TensorFlow's C++ code can surface as another error type
-    (``SystemError``), so while installed the first Ctrl-C only sets a flag, and this callback
-    raises ``KeyboardInterrupt`` from Python between batches. A second Ctrl-C interrupts at once.
-    """
-
-    def __init__(self) -> None:
-        super().__init__()
-        self.requested = False
-        self._previous: Any = None
-
-    def __enter__(self) -> None:
-        if threading.current_thread() is threading.main_thread():
-            self._previous = signal.signal(signal.SIGINT, self._handle)
-
-    def __exit__(self, *exc: object) -> None:
-        if self._previous is not None:
-            signal.signal(signal.SIGINT, self._previous)
-            self._previous = None
-
-    def _handle(self, signum: int, frame: Any) -> None:
-        self.requested = True
-        signal.signal(signal.SIGINT, self._previous or signal.default_int_handler)
-        print("\nCtrl-C: stopping at the end of this batch (press again to quit at once)", file=sys.stderr, flush=True)
-
-    def check(self) -> None:
-        if self.requested:
-            raise KeyboardInterrupt
-
-    def on_train_batch_end(self, batch: int, logs: dict | None = None) -> None:
-        self.check()
-
-    def on_test_batch_end(self, batch: int, logs: dict | None = None) -> None:
-        self.check()
-
-
 class _Progress(tf.keras.callbacks.Callback):
-    """A one-line, overwritten progress display for terminals."""
+    """The epoch's step, loss and accuracy on the console's status line (terminals only)."""
 
-    def __init__(self, epoch: int, max_epochs: int, steps: int):
+    def __init__(self, console: Console, epoch: int, max_epochs: int, steps: int):
         super().__init__()
-        self.prefix, self.steps = f"epoch {epoch}/{max_epochs}", steps
+        self.console, self.prefix, self.steps = console, f"epoch {epoch}/{max_epochs}", steps
 
     def on_train_batch_end(self, batch: int, logs: dict | None = None) -> None:
         if batch % 5 == 0 or batch + 1 == self.steps:
             logs = logs or {}
-            sys.stdout.write(f"\r  {self.prefix}  step {batch + 1}/{self.steps}  loss {logs.get('loss', 0):.4f}"
-                             f"  acc {logs.get('accuracy', 0):.4f}")
-            sys.stdout.flush()
+            self.console.status(f"  {self.prefix}  step {batch + 1}/{self.steps}  loss {logs.get('loss', 0):.4f}"
+                                f"  acc {logs.get('accuracy', 0):.4f}")
 
     def on_epoch_end(self, epoch: int, logs: dict | None = None) -> None:
-        sys.stdout.write("\r" + " " * 72 + "\r")
-        sys.stdout.flush()
+        self.console.clear()
 
 
 def train_architecture(config: TrainConfig, log: Callable[[str], None] | None = None,
@@ -246,7 +192,6 @@ def train_architecture(config: TrainConfig, log: Callable[[str], None] | None = 
     config.validate()
     space = get_space(config.space)
     arch = parse_arch(config.arch, space)
-    warmstart = warmstart_function() if config.init == "parent" else None
     folder = Path(config.output_dir) if config.output_dir else default_output_dir(config, arch)
     data = load_dataset(config.dataset, config.data_path, config.val_fraction, seed=config.seed)
     resuming = prepare_output_dir(folder, config.identity(arch), config.resume, log, provenance)
@@ -265,13 +210,13 @@ def train_architecture(config: TrainConfig, log: Callable[[str], None] | None = 
     lq.models.summary(model, print_fn=log)
     if resuming and state.restore_latest():
         log(f"resuming from {state.manager.latest_checkpoint} (epoch {int(state.epoch.numpy())})")
-        if warmstart is not None:
+        if config.init == "parent":
             parent_info = {"source": "initialised from the float parent before the first checkpoint"}
-    elif warmstart is not None:
-        parent_info = _init_from_parent(warmstart, model, space, data, config, log)
+    elif config.init == "parent":
+        parent_info = _init_from_parent(model, space, data, config, log)
 
     tb = RunLogger(folder / "tensorboard")
-    stop = _StopRequest()
+    stop = StopRequest()
     try:
         with stop:
             tb.start(arch, space.name, {k: v for k, v in config.identity(arch).items()
@@ -285,20 +230,12 @@ def train_architecture(config: TrainConfig, log: Callable[[str], None] | None = 
         tb.close()
 
 
-def _init_from_parent(warmstart, model, space: SearchSpace, data: Dataset, config: TrainConfig,
+def _init_from_parent(model, space: SearchSpace, data: Dataset, config: TrainConfig,
                       log: Callable[[str], None]) -> dict[str, Any]:
-    from ecomp_tf.parent import get_parent, probe_batch
-
-    if config.parent:
-        from ecomp_tf.user_parent import as_space_model, load_user_parent
-
-        parent = load_user_parent(config.parent, data, layout=config.parent_layout, log=log)
-        parent_model = as_space_model(parent.model, space, data)
-    else:
-        parent = get_parent(space, data, seed=config.seed, cache_dir=config.cache_dir, log=log)
-        parent_model = parent.model
+    parent = resolve_parent(space, data, config.parent, layout=config.parent_layout, in_space=True,
+                            seed=config.seed, cache_dir=config.cache_dir, log=log)
     try:
-        warmstart(model, parent_model, probe_batch(data, seed=config.seed))
+        init_from_parent(model, parent.model, probe_batch(data, seed=config.seed))
     except ValueError as err:
         raise UserInputError(f"--init parent: {err}") from None
     log(f"initialised from the float parent {parent.source} (test accuracy {parent.test_accuracy:.4f})")
@@ -313,7 +250,7 @@ def _fit_epochs(model, optimizer, schedule, state: TrainState, tb: RunLogger, da
     eval_batch = max(config.batch_size, 500)
     calibrate = BatchNormCalibrator(model, config.batch_size)
     n_calibration = min(len(data.x_train), BN_CALIBRATION_SAMPLES)
-    stop = next((c for c in callbacks if isinstance(c, _StopRequest)), None)
+    stop = next((c for c in callbacks if isinstance(c, StopRequest)), None)
     while int(state.epoch.numpy()) < config.max_epochs and not bool(state.stopped.numpy()):
         if stop is not None:
             stop.check()
@@ -321,7 +258,7 @@ def _fit_epochs(model, optimizer, schedule, state: TrainState, tb: RunLogger, da
         t0 = time.time()
         lr = float(schedule(optimizer.iterations))
         order = epoch_order(config.seed, epoch, len(data.x_train))
-        extra = [_Progress(epoch + 1, config.max_epochs, steps)] if progress else []
+        extra = [_Progress(Console(), epoch + 1, config.max_epochs, steps)] if progress else []
         fit = model.fit(data.x_train[order], data.y_train[order], batch_size=config.batch_size, epochs=1,
                         shuffle=False, verbose=0, callbacks=[*extra, *callbacks])
         calibrate(data.x_train[order[:n_calibration]])
@@ -372,7 +309,7 @@ def _finish(model, state: TrainState, tb: RunLogger, space: SearchSpace, arch: A
         tflite_info["argmax_agreement"] = float(np.mean(lite.argmax(1) == expected.argmax(1)))
         tflite_info["bytes"] = tflite.path.stat().st_size
 
-    parent_arch = parse_arch(space.parent_arch_string(), space)
+    parent_arch = space.parent_arch()
     size = SizeReport(arch_bits(space, arch, data.input_shape, data.num_classes),
                       arch_bits(space, parent_arch, data.input_shape, data.num_classes))
     macs = model_macs(model)

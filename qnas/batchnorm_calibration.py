@@ -10,10 +10,7 @@ layers works (children of a supernet included).
 """
 from __future__ import annotations
 
-import os
 from typing import Any
-
-os.environ.setdefault("TF_USE_LEGACY_KERAS", "1")
 
 import numpy as np
 import tensorflow as tf

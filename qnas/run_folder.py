@@ -8,18 +8,15 @@ the learning-rate schedule's position), epoch, early-stopping state, history and
 from __future__ import annotations
 
 import json
-import os
 import tempfile
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-os.environ.setdefault("TF_USE_LEGACY_KERAS", "1")
-
 import tensorflow as tf
 
-from enas.errors import UserInputError
-from enas.runinfo import run_record, write_json_atomic
+from qnas.errors import UserInputError
+from qnas.records import run_record, write_json_atomic
 
 INCOMPLETE = "INCOMPLETE"
 

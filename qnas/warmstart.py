@@ -4,8 +4,8 @@ Two entry points:
 
 * ``select_units`` / ``contribution_prune_widths``: which units of a layer to keep (by L1 norm of
   the incoming weights as EComp does, by activation contribution, by mean |activation|, or at
-  random). EComp's initial population and ``prune_to_widths`` use them.
-* ``init_from_parent(child, parent, x_sample)``: copy a parent built by ``enas.models.build_model``
+  random). EComp's initial population uses them.
+* ``init_from_parent(child, parent, x_sample)``: copy a parent built by ``qnas.models.build_model``
   into a child of the same depth, in place, whatever the child's widths and layer types.
 
 How ``init_from_parent`` maps each hidden block ``i`` (parent units ``keep[i]`` chosen as above):
@@ -28,18 +28,17 @@ How ``init_from_parent`` maps each hidden block ``i`` (parent units ``keep[i]`` 
 """
 from __future__ import annotations
 
-import os
 import re
 from collections.abc import Mapping, Sequence
-
-os.environ.setdefault("TF_USE_LEGACY_KERAS", "1")
 
 import numpy as np
 import tensorflow as tf
 
-from ecomp_tf.contribution import activation_scores, contribution_scores, get_utilities
-from ecomp_tf.prune import keep_units, lowest, resolve_linear, width
-from enas.errors import UserInputError
+from qnas.contribution import activation_scores, contribution_scores
+from qnas.errors import UserInputError
+from qnas.keras_graph import resolve_linear, width
+from qnas.prune import lowest, resolve_utility
+from qnas.utilities import get_utilities
 
 METHODS = ("auto", "contribution", "activation", "l1", "random")
 
@@ -96,8 +95,6 @@ def select_units(model: tf.keras.Model, layer_name: str, keep: int, method: str 
     """
     layer = resolve_linear(model, layer_name)
     if utility is not None:
-        from ecomp_tf.prune import resolve_utility
-
         return _keep_top(resolve_utility(model, layer.name, utility), keep, layer.name)
     scores = _scores(model, [layer.name], method, None, x_sample, y_sample, seed)[layer.name]
     return _keep_top(scores, keep, layer.name)
@@ -118,23 +115,13 @@ def contribution_prune_widths(model: tf.keras.Model, widths: Sequence[int], meth
     return [_keep_top(scores[n], w, n) for n, w in zip(names, widths)]
 
 
-def prune_to_widths(model: tf.keras.Model, widths: Sequence[int], method: str = "contribution",
-                    utilities: Mapping[str, np.ndarray] | None = None, x_sample: np.ndarray | None = None,
-                    y_sample: np.ndarray | None = None, seed: int = 0) -> tf.keras.Model:
-    """A copy of a ``build_model`` model with its hidden layers pruned to ``widths`` (same layer types)."""
-    kept = contribution_prune_widths(model, widths, method, utilities, x_sample, y_sample, seed)
-    return keep_units(model, dict(zip(hidden_linear_names(model), kept)))
-
-
-# ----------------------------------------------------------------------------- parent -> child
-
 def hidden_linear_names(model: tf.keras.Model) -> list[str]:
-    """``h0_linear, h1_linear, ...`` of a model built by ``enas.models.build_model`` (checked)."""
+    """``h0_linear, h1_linear, ...`` of a model built by ``qnas.models.build_model`` (checked)."""
     found = sorted(int(m.group(1)) for lay in model.layers if (m := re.fullmatch(r"h(\d+)_linear", lay.name)))
     if not found or found != list(range(len(found))):
         raise UserInputError(
             f"model {model.name!r} does not have hidden blocks h0_linear, h1_linear, ...; warm starts need models "
-            "built by enas.models.build_model"
+            "built by qnas.models.build_model"
         )
     return [f"h{i}_linear" for i in found]
 
@@ -203,7 +190,7 @@ def init_from_parent(child: tf.keras.Model, parent, x_sample: np.ndarray,
                      seed: int = 0) -> list[np.ndarray]:
     """Copy a trained parent into ``child`` in place (see the module docstring for the mapping).
 
-    ``parent`` is a Keras model or an ``ecomp_tf.parent.Parent``. Units to keep are chosen per hidden
+    ``parent`` is a Keras model or an ``qnas.parent.Parent``. Units to keep are chosen per hidden
     layer by ``method`` (see ``select_units``; default ``"auto"``: the activation contribution tracked
     while the parent trained, or ``utilities``, when available, else the L1 norm of incoming weights,
     which gave the best warm starts on MNIST of the criteria computable after training). ``x_sample``
