@@ -42,7 +42,7 @@ from qnas.parent import get_parent, probe_batch
 from qnas.prune import keep_units, lowest
 from qnas.records import run_record, write_json_atomic
 from qnas.seeding import seed_everything
-from qnas.space import get_space
+from qnas.spaces import get_space
 from qnas.warmstart import init_from_parent, l1_scores
 
 FT_LR = 1e-4

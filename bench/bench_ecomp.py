@@ -122,7 +122,7 @@ def main() -> int:
 
     from qnas.data import load_dataset
     from qnas.parent import get_parent
-    from qnas.space import get_space
+    from qnas.spaces import get_space
 
     data = load_dataset(data_path=args.data)
     parent = get_parent(get_space("mlp"), data, cache_dir=args.cache_dir, log=lambda m: print(m, file=sys.stderr))

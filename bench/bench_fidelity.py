@@ -27,7 +27,7 @@ from enas.strategies.random import RandomStrategy
 from qnas.data import load_dataset
 from qnas.objective import ObjectiveWeights
 from qnas.parent import get_parent
-from qnas.space import get_space
+from qnas.spaces import get_space
 
 
 def restore_search(search_dir: Path, data_path: str) -> Search:

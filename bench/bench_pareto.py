@@ -27,7 +27,7 @@ from ecomp_tf.evolution import run_ecomp
 from enas.report import pareto_front, plot_front, read_evaluations
 from qnas.data import load_dataset
 from qnas.parent import get_parent
-from qnas.space import get_space
+from qnas.spaces import get_space
 from quantize.size import BITS_PER_KIB
 
 

@@ -28,7 +28,7 @@ from qnas.data import load_dataset
 from qnas.models import build_model
 from qnas.objective import Objective
 from qnas.parent import get_parent, probe_batch
-from qnas.space import get_space
+from qnas.spaces import get_space
 
 
 def timed(fn, repeats: int) -> float:

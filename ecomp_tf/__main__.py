@@ -111,7 +111,7 @@ def run(args: argparse.Namespace, configs: Configs) -> int:
     from qnas.data import load_dataset
     from qnas.models import block_index
     from qnas.records import write_json_atomic
-    from qnas.space import get_space
+    from qnas.spaces import get_space
     from qnas.user_parent import resolve_parent
 
     data = load_dataset(args.dataset, args.data)

@@ -153,7 +153,7 @@ def main(argv: list[str] | None = None) -> int:
                 raise UserInputError(f"cannot load a Keras model from {args.model!r}: {err}") from None
         else:
             from qnas.parent import get_parent
-            from qnas.space import get_space
+            from qnas.spaces import get_space
 
             model = get_parent(get_space(args.space), data, seed=args.seed, cache_dir=args.cache_dir, log=log).model
         new, report = compress_model(model, data, args.operation, args.layer, keep=args.keep, fraction=args.fraction,

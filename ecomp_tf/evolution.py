@@ -27,7 +27,7 @@ from qnas.data import Dataset
 from qnas.errors import DataError, UserInputError
 from qnas.parent import Parent
 from qnas.seeding import seed_everything
-from qnas.space import SPACES
+from qnas.spaces import SPACES
 
 Progress = Callable[[int, int, dict[str, dict[str, float]]], None]
 Batch = tuple[np.ndarray, np.ndarray]

@@ -15,7 +15,8 @@ import numpy as np
 from ecomp_tf.genome import Individual, bits, forward
 from qnas.objective import ObjectiveWeights
 from qnas.similarity import MultiLayerTSNELoss
-from qnas.space import SPACES, SearchSpace
+from qnas.space import SearchSpace
+from qnas.spaces import SPACES
 
 OBJECTIVES = ("fitness", "accuracy", "similarity", "compression", "bits_ratio")
 HIGHER_IS_BETTER = {"fitness": True, "accuracy": True, "similarity": False, "compression": False,

@@ -25,7 +25,8 @@ import tensorflow as tf
 from qnas.arch import Architecture, Layer
 from qnas.errors import UserInputError
 from qnas.models import arch_bits, build_model
-from qnas.space import SPACES, SearchSpace
+from qnas.space import SearchSpace
+from qnas.spaces import SPACES
 from quantize.blocks import BN_EPSILON
 from quantize.types import LAYER_TYPES
 

@@ -6,7 +6,7 @@ import sys
 
 from qnas.arch import parse_arch
 from qnas.errors import UserInputError
-from qnas.space import SPACES, get_space
+from qnas.spaces import SPACES, get_space
 
 KNOWN_SHAPES = {"mnist": ((28, 28, 1), 10), "fashion_mnist": ((28, 28, 1), 10)}
 

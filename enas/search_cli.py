@@ -17,7 +17,8 @@ from qnas.parent import data_fingerprint
 from qnas.parent_flags import emb_layer_names
 from qnas.progress import Console
 from qnas.seeding import seed_everything
-from qnas.space import SearchSpace, get_space
+from qnas.space import SearchSpace
+from qnas.spaces import get_space
 from qnas.user_parent import hidden_linear_layers, resolve_parent
 from quantize.types import get_layer_type
 

@@ -6,7 +6,7 @@ choice among ``decision_sizes()[i]`` options, and the space turns them into an a
 Strategies never learn what a decision means. Spaces are registered by name (``register_space``),
 so configs serialise as strings; a new space is one new module that registers its own.
 
-Two spaces of chained layers are registered here:
+``qnas.spaces`` registers the spaces (``get_space`` looks them up); two are spaces of chained layers:
 
 * ``mlp``: hidden Dense layers on the flattened image, then a float Dense classifier (EComp's setting).
 * ``conv``: 3x3 Conv2D layers with 2x2 max pooling at fixed depths, then global average pooling and
@@ -153,20 +153,3 @@ def register_space(space: SearchSpace) -> SearchSpace:
     """Make ``space`` available by its name (``--space NAME``)."""
     SPACES[space.name] = space
     return space
-
-
-register_space(SearchSpace(
-    name="mlp", kind="dense", num_layers=2, widths=(16, 32, 64, 128, 256, 512),
-    min_width=4, max_width=4096, float_batchnorm=False, parent_widths=(256, 256),
-))
-register_space(SearchSpace(
-    name="conv", kind="conv", num_layers=4, widths=(8, 16, 32, 64, 128),
-    min_width=4, max_width=1024, float_batchnorm=True, parent_widths=(32, 64, 128),
-))
-
-
-def get_space(name: str) -> SearchSpace:
-    """Look a space up by name, with a clear message for an unknown one."""
-    if name not in SPACES:
-        raise UserInputError(f"unknown search space {name!r}; expected one of: {', '.join(SPACES)}")
-    return SPACES[name]

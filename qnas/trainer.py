@@ -49,7 +49,8 @@ from qnas.progress import Console
 from qnas.records import run_record, write_json_atomic
 from qnas.run_folder import INCOMPLETE, TrainState, prepare_output_dir
 from qnas.seeding import seed_everything
-from qnas.space import SearchSpace, get_space
+from qnas.space import SearchSpace
+from qnas.spaces import get_space
 from qnas.tensorboard_logging import RunLogger
 from qnas.user_parent import resolve_parent
 from qnas.warmstart import init_from_parent

@@ -9,7 +9,7 @@ from qnas.contribution import ContributionTracker, contribution_scores
 from qnas.errors import UserInputError
 from qnas.models import build_model
 from qnas.prune import keep_units, prunable_layers, prune, refit_consumers
-from qnas.space import get_space
+from qnas.spaces import get_space
 from qnas.utilities import attach_utilities, get_utilities
 from qnas.warmstart import contribution_prune_widths, init_from_parent, select_units
 

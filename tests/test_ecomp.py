@@ -25,7 +25,7 @@ from qnas.errors import UserInputError
 from qnas.models import arch_bits, block_output_names, build_model
 from qnas.objective import ObjectiveWeights
 from qnas.parent import Parent
-from qnas.space import SPACES
+from qnas.spaces import SPACES
 
 SHAPE, CLASSES = (6, 6, 1), 4
 TINY = {"POP_SIZE": 6, "BATCH_SIZE": 20, "PERPLEXITY": 5.0, "GENERATIONS": 3, "CALIB_SIZE": 20, "FINAL_BATCHES": 2}

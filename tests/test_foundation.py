@@ -6,7 +6,7 @@ import tensorflow as tf
 from qnas.arch import Architecture, Layer, parse_arch
 from qnas.errors import UserInputError
 from qnas.models import arch_bits, build_model, embedding_model
-from qnas.space import get_space
+from qnas.spaces import get_space
 from quantize.size import SizeReport, model_bits
 from quantize.types import LAYER_TYPES, get_layer_type
 

@@ -17,7 +17,7 @@ from qnas.data import load_dataset
 from qnas.objective import ObjectiveWeights
 from qnas.parent import get_parent
 from qnas.seeding import seed_everything
-from qnas.space import get_space
+from qnas.spaces import get_space
 from qnas.tensorboard_logging import read_scalars, read_text
 
 SHAPE = (8, 8, 1)

@@ -16,7 +16,7 @@ from qnas.errors import UserInputError
 from qnas.export import lce_available, load_model, tflite_predict
 from qnas.models import build_model
 from qnas.run_folder import INCOMPLETE
-from qnas.space import get_space
+from qnas.spaces import get_space
 from qnas.tensorboard_logging import has_hparams, read_scalars, read_text
 from qnas.trainer import (
     TrainConfig,

@@ -127,7 +127,7 @@ def test_train_arc_starts_from_the_users_parent(toy, tmp_path, capsys):
 
 
 def test_users_dense_stack_maps_exactly_onto_the_mlp_space(toy):
-    from qnas.space import get_space
+    from qnas.spaces import get_space
     from qnas.user_parent import as_space_model
 
     _, data, model = toy
@@ -166,7 +166,7 @@ def test_nested_parent_is_flattened_so_its_layers_can_be_named(toy, tmp_path):
 
 
 def test_parents_that_are_not_relu_stacks_or_have_other_layouts_are_refused(toy, tmp_path):
-    from qnas.space import get_space
+    from qnas.spaces import get_space
     from qnas.user_parent import as_space_model
 
     _, data, _ = toy
