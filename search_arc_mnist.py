@@ -44,6 +44,12 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--controller_batch", type=int, default=10,
                    help="architectures sampled and scored per update (default %(default)s)")
     p.add_argument("--batch_size", type=int, default=100, help="minibatch of the shared weights (default %(default)s)")
+    p.add_argument("--supernet_step", default="auto", choices=["auto", "eager", "compiled"],
+                   help="shared-weight step: eager slicing, one compiled tf.function for every child, or auto "
+                        "(compiled where a GPU is visible, eager on CPUs, where it measured faster; default %(default)s)")
+    p.add_argument("--child_steps", type=int, default=72,
+                   help="shared-weight minibatches per epoch, whatever the data set's size; 0: one pass over the "
+                        "training split (default %(default)s: one pass of the 7,200-image MNIST subset)")
     p.add_argument("--lr", type=float, default=2e-3, help="Adam learning rate of the shared weights, cosine-decayed over the search (default %(default)s)")
     p.add_argument("--seed", type=int, default=0, help="seeds every random choice (default %(default)s)")
     p.add_argument("--output_dir", help="where checkpoints, logs and results go (default runs/search/<space>-seed<S>)")

@@ -2,12 +2,15 @@
 
 Each epoch:
 
-1. **child phase**: one pass over the training split; every minibatch trains the supernet through a
-   new child (drawn uniformly by default, or by the strategy with ``child_sampling="strategy"`` as in ENAS);
+1. **child phase**: ``child_steps`` minibatches (72 by default, or one pass over a smaller training split)
+   each train the supernet through a new child (drawn uniformly by default, or by the strategy with
+   ``child_sampling="strategy"`` as in ENAS). Minibatches walk through seeded shuffles of the training
+   split, one pass after another across epochs, so the run covers the data whatever its size while an
+   epoch costs the same on 7,200 images as on 54,000;
 2. **controller phase**: ``controller_steps`` times, the strategy samples ``controller_batch``
    architectures, each is scored on one validation minibatch (inference mode, own BatchNorm
    statistics) and the strategy updates on the rewards;
-3. "Here are 10 architectures": ten fresh samples scored on the whole validation split;
+3. "Here are 10 architectures": ten fresh samples scored on (up to ``show_size`` images of) the validation split;
 4. a checkpoint of everything that the next epoch depends on.
 
 Every evaluation is appended to ``evaluations.jsonl``; the run ends by scoring the best candidates
@@ -46,6 +49,9 @@ class SearchConfig:
     strategy: str = "controller"
     epochs: int = 20
     batch_size: int = 100
+    child_steps: int = 72  # shared-weight minibatches per epoch; 0: one pass over the training split
+    show_size: int = 1000  # validation images that score "Here are 10 architectures"
+    supernet_step: str = "auto"  # eager slicing, one compiled trace, or auto (compiled where a GPU is visible)
     learning_rate: float = 2e-3
     child_sampling: str = "uniform"
     controller_steps: int = 5
@@ -96,12 +102,14 @@ class Search:
         self.space, self.data, self.parent, self.config, self.log = space, data, parent, config, log
         self.progress = progress or (lambda text: None)
         self.output_dir = Path(output_dir)
-        steps_per_epoch = len(data.x_train) // config.batch_size
-        if steps_per_epoch < 1:
+        self.steps_per_pass = len(data.x_train) // config.batch_size
+        if self.steps_per_pass < 1:
             raise UserInputError(f"--batch_size {config.batch_size} is larger than the {len(data.x_train)} training "
                                  f"images; use at most {len(data.x_train)}")
+        steps_per_epoch = self.steps_per_epoch = min(self.steps_per_pass, config.child_steps or self.steps_per_pass)
         self.supernet = Supernet(space, data.input_shape, data.num_classes, seed=config.seed,
-                                 learning_rate=config.learning_rate, decay_steps=config.epochs * steps_per_epoch)
+                                 learning_rate=config.learning_rate, decay_steps=config.epochs * steps_per_epoch,
+                                 step=config.supernet_step)
         names = [n.strip() for n in config.strategy.split(",") if n.strip()]
         self.strategies = Strategies(names, space, config.seed)
         self.strategy: Strategy = self.strategies.by_name[names[0]]
@@ -148,17 +156,16 @@ class Search:
     # ------------------------------------------------------------------ phases
     def _child_phase(self, epoch: int) -> None:
         cfg, data = self.config, self.data
-        rng = np.random.default_rng([cfg.seed, epoch, 0])
-        order = rng.permutation(len(data.x_train))
-        steps = len(order) // cfg.batch_size
+        minibatches = epoch_minibatches(cfg.seed, len(data.x_train), cfg.batch_size, self.steps_per_epoch, epoch)
+        steps = len(minibatches)
+        _, rng = shuffle(cfg.seed, epoch, len(data.x_train))  # generator ``epoch`` draws the children after its shuffle
         if cfg.child_sampling == "strategy":
             children = self.strategy.ask(steps)
         else:
             sizes = self.space.decision_sizes()
             children = [[int(rng.integers(k)) for k in sizes] for _ in range(steps)]
         loss_sum, correct = 0.0, 0
-        for step in range(steps):
-            idx = order[step * cfg.batch_size:(step + 1) * cfg.batch_size]
+        for step, idx in enumerate(minibatches):
             out = self.supernet.train_step(data.x_train[idx], data.y_train[idx],
                                            self.space.decode(children[step]))
             loss_sum += out["loss"]
@@ -219,7 +226,8 @@ class Search:
         shown = []
         for decisions in strategy.ask(self.config.num_shown):
             arch = self.space.decode(decisions)
-            terms = self.evaluator.evaluate_one(arch, self.data.x_val, self.data.y_val)
+            terms = self.evaluator.evaluate_one(arch, self.data.x_val[:self.config.show_size],
+                                                self.data.y_val[:self.config.show_size])
             self._record(epoch, "shown", arch, terms, name)
             shown.append((arch, terms))
             self.log(f"[{arch.to_string()}] {arch.readable()}")
@@ -288,6 +296,30 @@ class Search:
         candidates = sorted(fitting or candidates, key=lambda item: item[1]["reward"], reverse=True)
         best, best_terms = candidates[0]
         return SearchResult(best, best_terms, candidates, self.minutes(), strategy=name)
+
+
+def shuffle(seed: int, index: int, n: int) -> tuple[np.ndarray, np.random.Generator]:
+    """Generator ``index`` of a run (a function of the seed) and its first draw: the order of pass ``index - 1``."""
+    gen = np.random.default_rng([seed, index, 0])
+    return gen.permutation(n), gen
+
+
+def epoch_minibatches(seed: int, n: int, batch: int, steps_per_epoch: int, epoch: int) -> list[np.ndarray]:
+    """The training indices of each minibatch of ``epoch`` (1-based): its slice of the run's stream of passes.
+
+    Pass ``p`` visits the ``n // batch`` minibatches of one shuffle; epochs take ``steps_per_epoch`` of them in
+    turn, so every image is visited once per pass whatever the epoch's length.
+    """
+    per_pass = n // batch
+    first = (epoch - 1) * steps_per_epoch
+    orders: dict[int, np.ndarray] = {}
+    out = []
+    for g in range(first, first + steps_per_epoch):
+        p, k = divmod(g, per_pass)
+        if p not in orders:
+            orders[p] = shuffle(seed, p + 1, n)[0]
+        out.append(orders[p][k * batch:(k + 1) * batch])
+    return out
 
 
 def read_rows(path: Path) -> list[dict]:

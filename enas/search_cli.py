@@ -44,6 +44,8 @@ def check_args(args: argparse.Namespace) -> None:
     for flag in ("epochs", "batch_size", "controller_steps", "controller_batch"):
         if getattr(args, flag) < 1:
             raise UserInputError(f"--{flag} must be a positive integer, got {getattr(args, flag)}")
+    if args.child_steps < 0:
+        raise UserInputError(f"--child_steps must be 0 (one pass per epoch) or a positive integer, got {args.child_steps}")
     if args.max_minutes is not None and args.max_minutes <= 0:
         raise UserInputError(f"--max_minutes must be positive, got {args.max_minutes}")
     if args.max_kib is not None and args.max_kib <= 0:
@@ -71,6 +73,7 @@ def run_from_args(args: argparse.Namespace, argv: list[str]) -> int:
     check_args(args)
     space_from_args(args)  # refuse bad space flags before loading anything
     config = SearchConfig(strategy=args.strategy, epochs=args.epochs, batch_size=args.batch_size,
+                          child_steps=args.child_steps, supernet_step=args.supernet_step,
                           learning_rate=args.lr, child_sampling=args.child_sampling,
                           controller_steps=args.controller_steps, controller_batch=args.controller_batch,
                           reward=ObjectiveWeights.parse(args.reward_weights), max_kib=args.max_kib,
@@ -129,8 +132,8 @@ def _check_output_dir(output_dir: Path, resume: bool) -> None:
         raise UserInputError(f"cannot write to --output_dir {output_dir}: {err.strerror}") from None
 
 
-# settings a resumed run may change: a time budget can be extended
-RESUMABLE_CHANGES = {"max_minutes"}
+# settings a resumed run may change: a time budget can be extended, and the step may move to another device
+RESUMABLE_CHANGES = {"max_minutes", "supernet_step"}
 
 
 def _save_or_check_settings(output_dir: Path, settings: dict, resume: bool) -> None:

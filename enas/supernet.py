@@ -15,6 +15,13 @@ BatchNorm statistics depend on the whole child, so a child is never scored with 
 with statistics shared between children. ``calibrate`` measures its own statistics on a training batch,
 and ``evaluate`` then runs it in inference mode. ``export_child`` builds the standalone Keras model
 with the sliced weights and those statistics, which gives the same outputs (tested).
+
+``step="compiled"`` runs the training step's forward and backward pass as one ``tf.function`` traced
+once for every child: widths and types enter as tensors, slices are dynamic and each layer's
+quantizer and normalisation are picked by ``tf.switch_case``. The optimizer then updates only the
+child's variables, as the eager step does, so both give the same weights within float tolerance
+(tested). ``step="auto"`` compiles where a GPU is visible and stays eager on CPUs, where eager slicing
+measured faster (BENCHMARKS.md, "compiled supernet step").
 """
 from __future__ import annotations
 
@@ -31,6 +38,7 @@ from quantize.blocks import BN_EPSILON, uses_batchnorm
 from quantize.types import LAYER_TYPES
 
 BNStats = list[tuple[tf.Tensor, tf.Tensor]]
+STEP_MODES = ("auto", "eager", "compiled")
 
 
 @dataclass
@@ -46,8 +54,12 @@ class Supernet(tf.Module):
     """Shared weights for every child of ``space`` on inputs of ``input_shape``."""
 
     def __init__(self, space: SearchSpace, input_shape: Sequence[int], num_classes: int, seed: int = 0,
-                 learning_rate: float = 2e-3, decay_steps: int | None = None, name: str = "supernet"):
+                 learning_rate: float = 2e-3, decay_steps: int | None = None, name: str = "supernet",
+                 step: str = "auto"):
         super().__init__(name=name)
+        if step not in STEP_MODES:
+            raise ValueError(f"step must be one of {STEP_MODES}, got {step!r}")
+        self.compiled = step == "compiled" or (step == "auto" and bool(tf.config.list_physical_devices("GPU")))
         self.space = space
         self.input_shape = tuple(int(d) for d in input_shape)
         self.num_classes = num_classes
@@ -82,6 +94,7 @@ class Supernet(tf.Module):
                          if decay_steps else (lambda step: learning_rate))
         self.optimizer = tf.keras.optimizers.legacy.Adam(self.schedule if decay_steps else learning_rate)
         self.step = tf.Variable(0, dtype=tf.int64, trainable=False, name="step")
+        self._compiled_grads = tf.function(self._graph_grads, reduce_retracing=True)
 
     # ------------------------------------------------------------------ children
     def current_lr(self) -> float:
@@ -147,15 +160,82 @@ class Supernet(tf.Module):
         logits = tf.matmul(h, self.classifier_kernel[:fan_in]) + self.classifier_bias
         return logits, embeddings, moments, used
 
+    def _all_variables(self) -> list[tf.Variable]:
+        """Every trainable variable, in a fixed order: classifier, then per layer kernel, bias, gammas, betas."""
+        out = [self.classifier_kernel, self.classifier_bias]
+        for i in range(self.num_layers):
+            out += [self.kernels[i], self.biases[i], *self.gammas[i], *self.betas[i]]
+        return out
+
+    def _graph_forward(self, x: tf.Tensor, widths: tf.Tensor, types: tf.Tensor) -> tf.Tensor:
+        """Training-mode logits of the child ``(widths, types)``, with every choice a tensor (one trace for all)."""
+        dense = self.space.kind == "dense"
+        h = tf.reshape(x, (-1, self._fan_in(0))) if dense else x
+        if not dense and len(self.input_shape) == 2:
+            h = h[..., None]
+        fan_in = tf.constant(self._fan_in(0))
+        axes = [0] if dense else [0, 1, 2]
+        for i in range(self.num_layers):
+            width, t = widths[i], types[i]
+            if i > 0:
+                h = tf.switch_case(t, [(lambda q=q, h=h: tf.nn.relu(h) if q is None else q(h))
+                                       for q in self._input_quantizers])
+            raw = self.kernels[i][..., :fan_in, :width]
+            kernel = tf.switch_case(t, [(lambda q=q, raw=raw: raw if q is None else q(raw))
+                                        for q in self._kernel_quantizers])
+            z = tf.matmul(h, kernel) if dense else tf.nn.conv2d(h, kernel, strides=1, padding="SAME")
+
+            def normalise(k: int, z=z, i=i, width=width) -> tf.Tensor:
+                if not self._uses_bn[k]:
+                    return z + self.biases[i][:width]
+                mean, var = tf.nn.moments(z, axes)
+                return tf.nn.batch_normalization(z, mean, var, self.betas[i][k][:width], self.gammas[i][k][:width],
+                                                 BN_EPSILON)
+
+            h = tf.switch_case(t, [(lambda k=k: normalise(k)) for k in range(len(self.types))])
+            if i in self.pools:
+                h = tf.nn.max_pool2d(h, 2, 2, "VALID")
+            fan_in = width
+        h = tf.nn.relu(h)
+        if not dense:
+            h = tf.reduce_mean(h, axis=[1, 2])
+        return tf.matmul(h, self.classifier_kernel[:fan_in]) + self.classifier_bias
+
+    def _graph_grads(self, x: tf.Tensor, y: tf.Tensor, widths: tf.Tensor, types: tf.Tensor):
+        with tf.GradientTape() as tape:
+            logits = self._graph_forward(x, widths, types)
+            loss = tf.reduce_mean(tf.keras.losses.sparse_categorical_crossentropy(y, logits, from_logits=True))
+        grads = tape.gradient(loss, self._all_variables(), unconnected_gradients=tf.UnconnectedGradients.ZERO)
+        return loss, logits, grads
+
+    def _used_variables(self, child: list[tuple[int, int]]) -> list[tf.Variable]:
+        """The variables child ``child`` reads, in ``_forward``'s order."""
+        used = [self.classifier_kernel, self.classifier_bias]
+        for i, (_, t) in enumerate(child):
+            used += [self.kernels[i], self.gammas[i][t], self.betas[i][t]] if self._uses_bn[t] else \
+                [self.kernels[i], self.biases[i]]
+        return used
+
+    def _loss_and_grads(self, x: np.ndarray, y: tf.Tensor, child: list[tuple[int, int]]):
+        """Loss, logits, and the gradients of the child's own variables (eager slicing, or the compiled trace)."""
+        if not self.compiled:
+            with tf.GradientTape() as tape:
+                logits, _, _, used = self._forward(tf.convert_to_tensor(x), child)
+                loss = tf.reduce_mean(tf.keras.losses.sparse_categorical_crossentropy(y, logits, from_logits=True))
+            return loss, logits, used, tape.gradient(loss, used)
+        widths = tf.constant([w for w, _ in child], tf.int32)
+        types = tf.constant([t for _, t in child], tf.int32)
+        loss, logits, grads = self._compiled_grads(tf.convert_to_tensor(x), y, widths, types)
+        by_variable = {v.ref(): g for v, g in zip(self._all_variables(), grads)}
+        used = self._used_variables(child)
+        return loss, logits, used, [by_variable[v.ref()] for v in used]
+
     # ------------------------------------------------------------------ training
     def train_step(self, x: np.ndarray, y: np.ndarray, arch: Architecture) -> dict[str, float]:
         """One gradient step of the shared weights through child ``arch`` (only its weights move)."""
         child = self._child(arch)
         y = tf.convert_to_tensor(y, tf.int32)
-        with tf.GradientTape() as tape:
-            logits, _, _, used = self._forward(tf.convert_to_tensor(x), child)
-            loss = tf.reduce_mean(tf.keras.losses.sparse_categorical_crossentropy(y, logits, from_logits=True))
-        grads = tape.gradient(loss, used)
+        loss, logits, used, grads = self._loss_and_grads(x, y, child)
         grads, grad_norm = tf.clip_by_global_norm(grads, 5.0)
         self.optimizer.apply_gradients(zip(grads, used))
         for i, (_, t) in enumerate(child):  # the weight clip of binary and ternary layers

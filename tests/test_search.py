@@ -8,7 +8,7 @@ import tensorflow as tf
 import search_arc_mnist
 from enas.evaluator import matching_depths
 from enas.report import pareto_front
-from enas.search import Search, SearchConfig
+from enas.search import Search, SearchConfig, epoch_minibatches, shuffle
 from enas.strategies import make_strategy
 from enas.strategies.random import RandomStrategy
 from enas.supernet import Supernet
@@ -65,6 +65,25 @@ def test_supernet_child_equals_standalone_model(space_name, archs):
         result = net.evaluate(arch, x, y, stats, x_probe=x[:5])
         assert result.accuracy == pytest.approx(np.mean(np.argmax(expected, 1) == y))
         assert [e.shape[0] for e in result.embeddings] == [5] * len(arch)
+
+
+@pytest.mark.parametrize("space_name,archs", [
+    ("mlp", ["16 1 8 2 4 0", "32 0 4 4 8 1", "4 5 32 3 16 2"]),
+    ("conv", ["8 1 4 2 8 4", "4 0 8 5 4 3", "8 3 8 0 4 1"]),
+])
+def test_compiled_step_gives_the_eager_weights(space_name, archs):
+    space = get_space(space_name).with_options(num_layers=3, widths=(4, 8, 16, 32) if space_name == "mlp" else (4, 8))
+    eager, compiled = (Supernet(space, SHAPE, 4, seed=2, step=mode) for mode in ("eager", "compiled"))
+    assert compiled.compiled and not eager.compiled
+    rng = np.random.default_rng(1)
+    for text in archs:  # children of different widths and types share the one trace
+        x = rng.random((24, *SHAPE), dtype=np.float32)
+        y = rng.integers(0, 4, 24).astype(np.int32)
+        a, b = eager.train_step(x, y, parse_arch(text)), compiled.train_step(x, y, parse_arch(text))
+        assert a["loss"] == pytest.approx(b["loss"], rel=1e-5) and a["correct"] == b["correct"]
+    for v, w in zip(eager.trainable_variables, compiled.trainable_variables):
+        np.testing.assert_allclose(v.numpy(), w.numpy(), atol=2e-5)
+    assert compiled._compiled_grads.experimental_get_tracing_count() == 1
 
 
 def test_only_the_childs_weights_move_and_binary_kernels_stay_clipped():
@@ -225,3 +244,15 @@ def test_cli_end_to_end_prints_a_runnable_retrain_command(toy_npz, tmp_path, cap
     with (out / "evaluations.jsonl").open("a") as f:
         f.write('{"epoch": 1, "phase": "contr')  # a line torn by a kill
     assert search_arc_mnist.main([*argv, "--resume", "--max_minutes", "5"]) == 0  # a budget may change
+
+
+def test_search_epochs_walk_through_passes_of_the_training_split():
+    # an epoch shorter than a pass takes the next minibatches of the current shuffle, then of the next one
+    n, batch = 100, 10
+    epochs = [epoch_minibatches(3, n, batch, 4, e) for e in (1, 2, 3)]
+    first_pass = np.concatenate([b for e in epochs for b in e][:10])
+    assert sorted(first_pass.tolist()) == list(range(n))  # one full pass, every image once
+    np.testing.assert_array_equal(epochs[2][2], shuffle(3, 2, n)[0][:batch])  # the second pass begins
+    # an epoch of one whole pass is that epoch's own shuffle, as before epochs had a fixed length
+    whole = epoch_minibatches(3, n, batch, 10, 5)
+    np.testing.assert_array_equal(np.concatenate(whole), shuffle(3, 5, n)[0])
