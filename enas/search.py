@@ -27,6 +27,7 @@ import tensorflow as tf
 
 from ecomp_tf.parent import Parent, probe_batch
 from enas.arch import Architecture, parse_arch
+from enas.checkpoints import restore_newest_readable
 from enas.data import Dataset
 from enas.errors import UserInputError
 from enas.evaluator import ChildEvaluator
@@ -119,11 +120,10 @@ class Search:
 
     # ------------------------------------------------------------------ state
     def restore(self) -> bool:
-        """Continue from the latest checkpoint; False when there is none."""
-        latest = self.manager.latest_checkpoint
+        """Continue from the newest readable checkpoint (an unreadable newest one is skipped); False when there is none."""
+        latest = restore_newest_readable(self.checkpoint, self.output_dir / "checkpoints", self.log)
         if latest is None:
             return False
-        self.checkpoint.restore(latest)
         done = int(self.epoch.numpy())
         state_path = self.output_dir / "state.json"
         if state_path.exists():
