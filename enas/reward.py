@@ -5,6 +5,7 @@ fixed probe batch (lower is more similar); ``size_ratio`` is the child's bits ov
 """
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
 
 from enas.errors import UserInputError
@@ -27,8 +28,8 @@ class RewardWeights:
         if len(values) != 3:
             raise UserInputError(f"--reward_weights {text!r}: expected three comma-separated numbers "
                                  f"'w_acc,w_sim,w_size', e.g. '1,0.05,0.5'")
-        if any(v < 0 for v in values):
-            raise UserInputError(f"--reward_weights {text!r}: weights must be non-negative")
+        if any(not (0 <= v < math.inf) for v in values):
+            raise UserInputError(f"--reward_weights {text!r}: weights must be non-negative, finite numbers")
         return cls(*values)
 
     def __str__(self) -> str:
