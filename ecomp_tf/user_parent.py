@@ -27,6 +27,8 @@ from enas.errors import UserInputError
 from quantize.size import model_bits
 
 LAYOUTS = ("in_out", "out_in")
+ACCEPTED = ("a .keras or .h5 file saved with model.save(), a SavedModel folder, or an .npz of Dense weights "
+            "(kernel_0, bias_0, kernel_1, bias_1, ...)")
 _HIDDEN_KINDS = (tf.keras.layers.Dense, tf.keras.layers.Conv2D)
 _FOLLOWERS = (tf.keras.layers.BatchNormalization, tf.keras.layers.Activation, tf.keras.layers.ReLU,
               tf.keras.layers.LeakyReLU, tf.keras.layers.MaxPool2D, tf.keras.layers.AveragePooling2D)
@@ -37,14 +39,14 @@ def load_user_parent(path: str | Path, data: Dataset, emb_layers: Sequence[str] 
     """Load, check and measure a user's parent; the returned ``Parent`` drives either search."""
     path = Path(path)
     if not path.exists():
-        raise UserInputError(f"--parent {str(path)!r} does not exist; expected a .keras/.h5 file, a SavedModel "
-                             f"folder or an .npz of Dense weights")
+        raise UserInputError(f"--parent {str(path)!r} does not exist; expected {ACCEPTED}")
     if path.suffix == ".npz":
         model = dense_stack_from_npz(path, data, layout)
     else:
         model = flatten_nested(_load_keras(path))
     _check_input(model, data)
     _check_classes(model, data)
+    _check_finite(model, path)
     names = list(emb_layers) if emb_layers else default_embedding_layers(model)
     known = [layer.name for layer in model.layers]
     missing = [n for n in names if n not in known]
@@ -70,8 +72,10 @@ def _load_keras(path: Path) -> tf.keras.Model:
 
     try:
         model = tf.keras.models.load_model(path, compile=False)
-    except (OSError, ValueError, TypeError, ImportError) as err:
-        raise UserInputError(f"cannot load --parent {path} as a Keras model: {str(err).splitlines()[0][:300]}") from None
+    except Exception as err:  # noqa: BLE001 - h5py, zipfile, JSON and Keras errors alike mean "not a model we can read"
+        detail = (str(err).splitlines() or [type(err).__name__])[0][:200]
+        raise UserInputError(f"cannot load --parent {path} as a model ({type(err).__name__}: {detail}); expected "
+                             f"{ACCEPTED}") from None
     if not isinstance(model, tf.keras.Model):
         raise UserInputError(f"--parent {path} is a SavedModel without a Keras model; save it with model.save()")
     return model
@@ -176,6 +180,15 @@ def _check_input(model: tf.keras.Model, data: Dataset) -> None:
     if want != have and not flattened and (None in want or squeezed(want) != squeezed(have)):
         raise UserInputError(f"the parent takes inputs of shape {want}, but the data's images are {have} "
                              "(a flattened or a channel-less form of the images is accepted, other layouts not)")
+
+
+def _check_finite(model: tf.keras.Model, path: Path) -> None:
+    """A parent with NaN or infinite weights would poison every similarity and accuracy it enters."""
+    for layer in _flat_layers(model):
+        for weight in layer.weights:
+            if not np.all(np.isfinite(weight.numpy())):
+                raise UserInputError(f"--parent {path}: weight {weight.name!r} of layer {layer.name!r} holds NaN or "
+                                     f"infinite values; expected a trained model with finite weights")
 
 
 def _check_classes(model: tf.keras.Model, data: Dataset) -> None:
