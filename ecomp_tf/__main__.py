@@ -58,8 +58,8 @@ def configs_from_args(args: argparse.Namespace) -> Configs:
     changes: dict[str, Any] = {
         "POP_SIZE": args.pop_size, "MUTATION_RATE": args.mutation_rate, "EPOCHS": args.epochs,
         "GENERATIONS": args.generations, "FINAL_BATCHES": args.final_batches,
-        "LOSS_WEIGHTS": _numbers(args.loss_weights, "--loss_weights", float, 3) if args.loss_weights else None,
-        "TYPES": _numbers(args.types, "--types", int) if args.types else None,
+        "LOSS_WEIGHTS": _numbers(args.loss_weights, "--loss_weights", float, 3) if args.loss_weights is not None else None,
+        "TYPES": _numbers(args.types, "--types", int) if args.types is not None else None,
     }
     for item in args.set:
         key, sep, value = item.partition("=")

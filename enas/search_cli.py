@@ -42,12 +42,12 @@ def space_from_args(args: argparse.Namespace, parent_depth: int | None = None) -
     """The search space the flags ask for; its depth follows a user's parent unless --num_layers is set."""
     space = get_space(args.space)
     widths = types = None
-    if args.widths:
+    if args.widths is not None:  # an empty value is refused below, not taken for the default
         try:
             widths = tuple(int(w) for w in args.widths.split(",") if w.strip())
         except ValueError:
             raise UserInputError(f"--widths {args.widths!r}: expected comma-separated integers, e.g. 16,64,256") from None
-    if args.types:
+    if args.types is not None:
         try:
             types = tuple(get_layer_type(t.strip()).code for t in args.types.split(",") if t.strip())
         except ValueError as err:
@@ -63,6 +63,8 @@ def check_args(args: argparse.Namespace) -> None:
         raise UserInputError(f"--max_minutes must be positive, got {args.max_minutes}")
     if args.max_kib is not None and not (args.max_kib > 0 and math.isfinite(args.max_kib)):
         raise UserInputError(f"--max_kib must be positive, got {args.max_kib}")
+    if args.num_layers is not None and not 1 <= args.num_layers <= 16:
+        raise UserInputError(f"--num_layers must be between 1 and 16, got {args.num_layers}")
     check_positive_number(args.lr, "--lr")
     check_seed(args.seed)
     check_num_classes(args.num_classes)
