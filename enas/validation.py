@@ -53,7 +53,8 @@ def check_images(x: np.ndarray, key: str) -> None:
     if 0 in x.shape[1:]:
         raise DataError(f"{key} has shape {x.shape}: an image with an empty axis has no pixels")
     if x.dtype.kind == "f":
-        finite = np.isfinite(x.astype(np.float32, copy=False))  # float64 beyond float32's range becomes inf
+        with np.errstate(over="ignore"):  # float64 beyond float32's range becomes inf, and is refused as such
+            finite = np.isfinite(x.astype(np.float32, copy=False))
         if not finite.all():
             where = tuple(int(i) for i in np.argwhere(~finite)[0])
             count = int(np.size(finite) - np.count_nonzero(finite))
@@ -78,7 +79,7 @@ def check_labels(y: np.ndarray, key: str) -> np.ndarray:
         bad = ~np.isfinite(y) | (y != np.round(y))
         if bad.any():
             i = int(np.argmax(bad))
-            raise DataError(f"{key}[{i}] is {y[i]!r}; expected integer class labels 0..K-1")
+            raise DataError(f"{key}[{i}] is {y[i].item()!r}; expected integer class labels 0..K-1")
     low = int(np.argmin(y))
     if y[low] < 0:
         raise DataError(f"{key}[{low}] is {y[low]}; class labels start at 0 (expected integers 0..K-1)")
