@@ -35,8 +35,11 @@ _FOLLOWERS = (tf.keras.layers.BatchNormalization, tf.keras.layers.Activation, tf
 
 
 def load_user_parent(path: str | Path, data: Dataset, emb_layers: Sequence[str] | None = None,
-                     layout: str = "in_out", log=print) -> Parent:
-    """Load, check and measure a user's parent; the returned ``Parent`` drives either search."""
+                     layout: str = "in_out", log=print, emb_flag: bool = True) -> Parent:
+    """Load, check and measure a user's parent; the returned ``Parent`` drives either search.
+
+    ``emb_flag`` says whether the calling command has ``--emb_layers``, so messages only suggest it there.
+    """
     path = Path(path)
     if not path.exists():
         raise UserInputError(f"--parent {str(path)!r} does not exist; expected {ACCEPTED}")
@@ -53,8 +56,9 @@ def load_user_parent(path: str | Path, data: Dataset, emb_layers: Sequence[str] 
     if missing:
         raise UserInputError(f"--emb_layers {missing} are not layers of the parent; its layers are {known}")
     if not names:
-        raise UserInputError("the parent has no hidden Dense or Conv2D layer to compare against; name layers "
-                             "with --emb_layers")
+        raise UserInputError(f"the parent has no hidden Dense or Conv2D layer (its layers are {known}); "
+                             + ("name the layers to compare with --emb_layers" if emb_flag
+                                else "expected a stack of Dense layers with ReLU between them"))
     accuracy = parent_accuracy(model, data)
     digest = weights_hash(model)
     log(f"parent: {path} (weights sha256 {digest[:12]}), embedding layers {names}, "

@@ -315,7 +315,7 @@ def _load_init_parent(space: SearchSpace, data: Dataset, config: TrainConfig,
     if config.parent:
         from ecomp_tf.user_parent import as_space_model, load_user_parent
 
-        parent = load_user_parent(config.parent, data, layout=config.parent_layout, log=log)
+        parent = load_user_parent(config.parent, data, layout=config.parent_layout, log=log, emb_flag=False)
         return parent, as_space_model(parent.model, space, data)
     parent = get_parent(space, data, seed=config.seed, cache_dir=config.cache_dir, log=log)
     return parent, parent.model

@@ -207,6 +207,17 @@ def test_a_parent_file_that_is_not_a_model_lists_the_accepted_formats(good, tmp_
     assert not (tmp_path / "o").exists()
 
 
+def test_a_parent_without_hidden_layers_is_refused_suggesting_only_flags_the_command_has(good, tmp_path, capsys):
+    model = tf.keras.Sequential([tf.keras.Input((64,)), tf.keras.layers.Dense(CLASSES, activation="softmax")])
+    model.save(tmp_path / "flat.keras")
+    argv = train_argv(good, tmp_path / "o", "--parent", str(tmp_path / "flat.keras"))
+    err = refused(capsys, train_arc.main(argv), "the parent has no hidden Dense or Conv2D layer")
+    assert "--emb_layers" not in err  # train_arc.py has no such flag
+    argv = search_argv(good, tmp_path / "s", tmp_path / "c", "--parent", str(tmp_path / "flat.keras"))
+    refused(capsys, search_arc_mnist.main(argv), "the parent has no hidden Dense or Conv2D layer", "--emb_layers")
+    assert not (tmp_path / "o").exists() and not (tmp_path / "s").exists()
+
+
 # --- 2. checks before writes; a failed start is no run ------------------------------------------------------
 
 def _fake_failed_start(folder: Path) -> None:
