@@ -10,6 +10,7 @@ import ast
 import json
 import re
 import sys
+from dataclasses import fields
 from pathlib import Path
 from typing import Any
 
@@ -74,8 +75,6 @@ def configs_from_args(args: argparse.Namespace) -> Configs:
 
 def with_flag_names(message: str) -> str:
     """A Configs message with the flags that set the fields it names (``POP_SIZE`` -> ``--pop_size``)."""
-    from dataclasses import fields
-
     named = [f.name for f in fields(Configs) if re.search(rf"\b{f.name}\b", message)]
     if not named or message.startswith("unknown EComp settings"):
         return message

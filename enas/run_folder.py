@@ -3,8 +3,9 @@
 ``prepare_output_dir`` refuses a folder that cannot be written, that holds a finished run, or that
 holds an unfinished one unless resuming with the same settings; it marks a new run ``INCOMPLETE``
 until result.json exists. A folder without a checkpoint or a result holds no run: a failed start is
-simply started again. An unreadable newest checkpoint is skipped for the one before it. ``TrainState`` checkpoints model, optimizer (slots and step counter, hence
-the learning-rate schedule's position), epoch, early-stopping state, history and TF's global RNG.
+simply started again. ``TrainState`` checkpoints model, optimizer (slots and step counter, hence
+the learning-rate schedule's position), epoch, early-stopping state, history and TF's global RNG;
+an unreadable newest checkpoint is skipped for the one before it.
 """
 from __future__ import annotations
 
