@@ -28,6 +28,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--types", help="candidate layer types, codes or names, comma-separated (default: all six)")
     p.add_argument("--dataset", default="mnist", help="mnist or fashion_mnist, downloaded once (default %(default)s)")
     p.add_argument("--data", help="local .npz (Keras layout) or folder of IDX files; replaces --dataset")
+    p.add_argument("--num_classes", type=int,
+                   help="class count K; labels must be 0..K-1 (default: the largest label + 1)")
     p.add_argument("--epochs", type=int, default=20, help="search epochs (default %(default)s)")
     p.add_argument("--strategy", default="controller", help="controller (ENAS LSTM) or random; 'controller,random' runs both on the same shared weights "
                         "and the same minibatches, a like-for-like comparison (default %(default)s)")

@@ -35,6 +35,8 @@ def build_parser() -> argparse.ArgumentParser:
     source.add_argument("--data", metavar="PATH",
                         help="local data instead: a Keras-layout .npz (x_train, y_train, x_test, y_test) "
                              "or a folder of MNIST-style IDX files")
+    parser.add_argument("--num_classes", type=int, metavar="K",
+                        help="class count; labels must be 0..K-1 (default: the largest label + 1)")
     parser.add_argument("--max_epochs", type=int, default=30,
                         help="epoch budget; the cosine learning-rate decay reaches zero here (default: 30)")
     parser.add_argument("--patience", type=int, default=10,
@@ -42,7 +44,8 @@ def build_parser() -> argparse.ArgumentParser:
                              "(a tie counts as progress) (default: 10)")
     parser.add_argument("--batch_size", type=int, default=100, help="minibatch size (default: 100)")
     parser.add_argument("--lr", type=float, default=3e-3,
-                        help="peak learning rate of Adam, after a one-epoch warm-up (default: 3e-3)")
+                        help="peak learning rate of Adam, after a one-epoch warm-up (none when --max_epochs is 1) "
+                             "(default: 3e-3)")
     parser.add_argument("--seed", type=int, default=0,
                         help="seed for initialisation, validation split and data order (default: 0)")
     parser.add_argument("--init", default="random", choices=("random", "parent"),
@@ -75,7 +78,7 @@ def main(argv: list[str] | None = None) -> int:
         arch=args.fixed_arc, space=args.space, dataset=args.dataset, data_path=args.data,
         max_epochs=args.max_epochs, batch_size=args.batch_size, seed=args.seed, output_dir=args.output_dir,
         resume=args.resume, init=args.init, lr=args.lr, patience=args.patience, cache_dir=args.cache_dir,
-        tflite=args.tflite, parent=args.parent, parent_layout=args.parent_layout,
+        tflite=args.tflite, parent=args.parent, parent_layout=args.parent_layout, num_classes=args.num_classes,
     )
     try:
         result = train_architecture(config, command=shlex.join(["python", "train_arc.py", *argv]))

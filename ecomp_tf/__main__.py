@@ -8,14 +8,23 @@ from __future__ import annotations
 import argparse
 import ast
 import json
+import re
 import sys
+from dataclasses import fields
 from pathlib import Path
 from typing import Any
 
 from ecomp_tf.config import MODES, Configs
+from qnas.checkpoints import folder_write_problem
 from qnas.errors import UserInputError
 from qnas.parent_flags import add_parent_flags, emb_layer_names
 from qnas.progress import Console
+from qnas.validation import DataNeeds, check_num_classes, check_seed
+
+# the flags that set a Configs field directly; every field can also be set with --set KEY=VALUE
+FLAG_FOR = {"POP_SIZE": "--pop_size", "MUTATION_RATE": "--mutation_rate", "EPOCHS": "--epochs",
+            "GENERATIONS": "--generations", "LOSS_WEIGHTS": "--loss_weights", "FINAL_BATCHES": "--final_batches",
+            "TYPES": "--types"}
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -27,6 +36,8 @@ def build_parser() -> argparse.ArgumentParser:
                    help="faithful: the reference EComp; improved: ours (default %(default)s)")
     p.add_argument("--dataset", default="mnist", help="mnist or fashion_mnist, downloaded once (default %(default)s)")
     p.add_argument("--data", help="local .npz (Keras layout) or folder of IDX files; replaces --dataset")
+    p.add_argument("--num_classes", type=int, metavar="K",
+                   help="class count; labels must be 0..K-1 (default: the largest label + 1)")
     p.add_argument("--seed", type=int, default=0, help="seed of the first run (default %(default)s)")
     p.add_argument("--parent_seed", type=int, default=0, help="seed of the cached float parent (default %(default)s)")
     p.add_argument("--output_dir", default="runs/ecomp", help="where experiment folders go (default %(default)s)")
@@ -49,15 +60,38 @@ def configs_from_args(args: argparse.Namespace) -> Configs:
     changes: dict[str, Any] = {
         "POP_SIZE": args.pop_size, "MUTATION_RATE": args.mutation_rate, "EPOCHS": args.epochs,
         "GENERATIONS": args.generations, "FINAL_BATCHES": args.final_batches,
-        "LOSS_WEIGHTS": _numbers(args.loss_weights, "--loss_weights", float, 3) if args.loss_weights else None,
-        "TYPES": _numbers(args.types, "--types", int) if args.types else None,
+        "LOSS_WEIGHTS": _numbers(args.loss_weights, "--loss_weights", float, 3) if args.loss_weights is not None else None,
+        "TYPES": _numbers(args.types, "--types", int) if args.types is not None else None,
     }
     for item in args.set:
         key, sep, value = item.partition("=")
         if not sep:
             raise UserInputError(f"--set expects KEY=VALUE, got {item!r}")
         changes[key.strip().upper()] = _literal(value.strip())
-    return Configs.for_mode(args.mode, **changes)
+    try:
+        return Configs.for_mode(args.mode, **changes)
+    except UserInputError as err:
+        raise UserInputError(with_flag_names(str(err))) from None
+
+
+def with_flag_names(message: str) -> str:
+    """A Configs message with the flags that set the fields it names (``POP_SIZE`` -> ``--pop_size``)."""
+    named = [f.name for f in fields(Configs) if re.search(rf"\b{f.name}\b", message)]
+    if not named or message.startswith("unknown EComp settings"):
+        return message
+    ways = [f"{FLAG_FOR[k]} or --set {k}=..." if k in FLAG_FOR else f"--set {k}=..." for k in named]
+    return f"{message} (set with {'; '.join(ways)})"
+
+
+def data_needs(configs: Configs) -> DataNeeds:
+    """What EComp needs of the data: a batch of training images, and a validation batch for a final pick there."""
+    batch = configs.BATCH_SIZE
+    if configs.FINAL_SPLIT != "val":
+        return DataNeeds(batch_size=batch, batch_flag="--set BATCH_SIZE={n}")
+    return DataNeeds(batch_size=batch, batch_flag="--set BATCH_SIZE={n}", min_val=batch,
+                     min_val_reason=f"the final ranking on it (FINAL_SPLIT=val) needs one batch of BATCH_SIZE={batch} "
+                                    f"(lower it with --set BATCH_SIZE=N, or rank on training batches with "
+                                    f"--set FINAL_SPLIT=train)")
 
 
 def _numbers(text: str, flag: str, kind: type, count: int | None = None) -> tuple:
@@ -73,7 +107,7 @@ def _numbers(text: str, flag: str, kind: type, count: int | None = None) -> tupl
 def _literal(text: str) -> Any:
     try:
         return ast.literal_eval(text)
-    except (ValueError, SyntaxError):
+    except (ValueError, SyntaxError, TypeError, MemoryError, RecursionError):
         return text
 
 
@@ -97,7 +131,17 @@ def main(argv: list[str] | None = None) -> int:
             raise UserInputError(f"n_runs must be at least 1, got {args.n_runs}")
         if not args.experiment_name.strip() or Path(args.experiment_name).name != args.experiment_name:
             raise UserInputError(f"experiment_name must be a plain folder name, got {args.experiment_name!r}")
+        check_seed(args.seed)
+        check_seed(args.seed + args.n_runs - 1, f"--seed + n_runs - 1 (the last run's seed, {args.seed} + "
+                                                f"{args.n_runs} - 1)")
+        check_seed(args.parent_seed, "--parent_seed")
+        check_num_classes(args.num_classes)
         configs = configs_from_args(args)
+        folder = Path(args.output_dir) / args.experiment_name
+        for where, flag in ((folder, "--output_dir"), *(() if args.parent else ((Path(args.cache_dir), "--cache_dir"),))):
+            problem = folder_write_problem(where)
+            if problem:
+                raise UserInputError(f"cannot write to {flag} {where}: {problem}")
         return run(args, configs)
     except UserInputError as err:
         print(f"error: {err}", file=sys.stderr)
@@ -114,7 +158,7 @@ def run(args: argparse.Namespace, configs: Configs) -> int:
     from qnas.spaces import get_space
     from qnas.user_parent import resolve_parent
 
-    data = load_dataset(args.dataset, args.data)
+    data = load_dataset(args.dataset, args.data, num_classes=args.num_classes, needs=data_needs(configs))
     print(data.describe(), flush=True)
     parent = resolve_parent(get_space("mlp"), data, args.parent, emb_layer_names(args.emb_layers), args.parent_layout,
                             in_space=True, seed=args.parent_seed, cache_dir=args.cache_dir,

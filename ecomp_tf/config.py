@@ -13,6 +13,9 @@ switches them on one at a time (``Configs.faithful().with_changes(ELITES=2)``).
 """
 from __future__ import annotations
 
+import math
+import numbers
+import re
 from dataclasses import asdict, dataclass, fields, replace
 from typing import Any
 
@@ -20,6 +23,8 @@ from qnas.errors import UserInputError
 from quantize.types import LAYER_TYPES
 
 MODES = ("faithful", "improved")
+REFERENCE_EMB_LAYERS = (0, 1)
+REFERENCE_RECOMBINATION = ("h0_linear", "h1_linear", "logits")
 SELECTIONS = ("softmax", "tournament")
 COMPRESSIONS = ("width", "bits")
 EMBEDDINGS = ("activation", "block")
@@ -31,8 +36,8 @@ class Configs:
 
     POP_SIZE: int = 100
     MUTATION_RATE: float = 0.01
-    EMB_LAYERS: tuple[int, ...] = (0, 1)
-    RECOMBINATION_LAYERS: tuple[str, ...] = ("h0_linear", "h1_linear", "logits")
+    EMB_LAYERS: tuple[int, ...] = REFERENCE_EMB_LAYERS
+    RECOMBINATION_LAYERS: tuple[str, ...] = REFERENCE_RECOMBINATION
     EPOCHS: float = 1.0
     LOSS_WEIGHTS: tuple[float, float, float] = (0.0, 2.0, 1.0)
     # reference facts that were constants in its code
@@ -82,14 +87,33 @@ class Configs:
         return cls.faithful(**changes) if mode == "faithful" else cls.improved(**changes)
 
     def with_changes(self, **changes: Any) -> Configs:
-        """A checked copy; ``None`` values leave a field as it is (handy for CLI flags)."""
-        known = {f.name for f in fields(self)}
-        unknown = sorted(set(changes) - known)
+        """A checked copy; ``None`` values leave a field as it is (handy for CLI flags).
+
+        Values are converted to the field's type from their natural forms: ``"0,4,5"``, ``"0 4 5"``,
+        ``[0, 4, 5]`` or ``0`` for a tuple of ints, ``"h0_linear,logits"`` for names, ``"3"`` for an int;
+        anything else is refused with a message naming the setting.
+        """
+        kinds = {f.name: f.type for f in fields(self)}
+        unknown = sorted(set(changes) - set(kinds))
         if unknown:
-            raise UserInputError(f"unknown EComp settings {unknown}; known: {sorted(known)}")
-        out = replace(self, **{k: _tuple(v) for k, v in changes.items() if v is not None})
+            raise UserInputError(f"unknown EComp settings {unknown}; known: {sorted(kinds)}")
+        out = replace(self, **{k: coerce_setting(k, str(kinds[k]), v) for k, v in changes.items() if v is not None})
         out.validate()
         return out
+
+    def for_depth(self, num_hidden: int) -> Configs:
+        """These settings for a parent with ``num_hidden`` hidden layers.
+
+        The reference's defaults name the two hidden layers of its parent. For a parent of another
+        depth, default recombination layers become every hidden layer plus the classifier, and default
+        embedding layers that do not exist become every hidden layer. Settings the user changed stay.
+        """
+        changes: dict[str, Any] = {}
+        if self.RECOMBINATION_LAYERS == REFERENCE_RECOMBINATION and num_hidden != 2:
+            changes["RECOMBINATION_LAYERS"] = (*(f"h{i}_linear" for i in range(num_hidden)), "logits")
+        if self.EMB_LAYERS == REFERENCE_EMB_LAYERS and max(self.EMB_LAYERS) >= num_hidden:
+            changes["EMB_LAYERS"] = tuple(range(num_hidden))
+        return self.with_changes(**changes) if changes else self
 
     def validate(self) -> None:
         """Refuse settings that cannot run, saying what is expected."""
@@ -99,8 +123,14 @@ class Configs:
             (len(self.LOSS_WEIGHTS) == 3, f"LOSS_WEIGHTS needs three numbers (acc, sim, comp), got {self.LOSS_WEIGHTS}"),
             (self.EPOCHS > 0, f"EPOCHS must be positive, got {self.EPOCHS}"),
             (self.BATCH_SIZE >= 4, f"BATCH_SIZE must be at least 4, got {self.BATCH_SIZE}"),
-            (self.PERPLEXITY < self.BATCH_SIZE,
-             f"PERPLEXITY ({self.PERPLEXITY}) must be below BATCH_SIZE ({self.BATCH_SIZE}): a neighbour count in a batch"),
+            (1.0 <= self.PERPLEXITY < self.BATCH_SIZE,
+             f"PERPLEXITY ({self.PERPLEXITY}) must be in [1, BATCH_SIZE ({self.BATCH_SIZE})): a neighbour count"),
+            (self.TRAIN_SUBSET >= self.BATCH_SIZE,
+             f"TRAIN_SUBSET ({self.TRAIN_SUBSET}) must be at least BATCH_SIZE ({self.BATCH_SIZE})"),
+            (self.FINETUNE_STEPS >= 0, f"FINETUNE_STEPS must be 0 or more, got {self.FINETUNE_STEPS}"),
+            (self.FINAL_FINETUNE_EPOCHS >= 0,
+             f"FINAL_FINETUNE_EPOCHS must be 0 or more, got {self.FINAL_FINETUNE_EPOCHS}"),
+            (self.FINETUNE_LR > 0, f"FINETUNE_LR must be positive, got {self.FINETUNE_LR}"),
             (0.0 <= self.PRUNE_RATES[0] <= self.PRUNE_RATES[1] < 1.0,
              f"PRUNE_RATES must be (low, high) with 0 <= low <= high < 1, got {self.PRUNE_RATES}"),
             (self.EMBEDDING in EMBEDDINGS, f"EMBEDDING must be one of {EMBEDDINGS}, got {self.EMBEDDING!r}"),
@@ -130,5 +160,50 @@ class Configs:
         return {k: list(v) if isinstance(v, tuple) else v for k, v in asdict(self).items()}
 
 
-def _tuple(value: Any) -> Any:
-    return tuple(value) if isinstance(value, list) else value
+def coerce_setting(name: str, annotation: str, value: Any) -> Any:
+    """``value`` as the type ``annotation`` names (``int``, ``float``, ``str``, ``tuple[int, ...]``, ...).
+
+    A tuple takes a list or tuple, one value, or text separated by commas or spaces (brackets ignored);
+    a fixed-length tuple must get exactly its count.
+    """
+    kind = annotation.replace(" | None", "").strip()
+    if not kind.startswith("tuple["):
+        return _coerce_scalar(name, kind, value)
+    parts = [p.strip() for p in kind[len("tuple["):-1].split(",")]
+    if isinstance(value, str):
+        items: list[Any] = [v for v in re.split(r"[,\s]+", re.sub(r"[\[\]()'\"]", " ", value)) if v]
+    elif isinstance(value, (list, tuple)):
+        items = list(value)
+    else:
+        items = [value]
+    if parts[-1] != "..." and len(items) != len(parts):
+        raise UserInputError(f"{name} takes {len(parts)} values ({', '.join(parts)}), got {len(items)} in {value!r}")
+    return tuple(_coerce_scalar(name, parts[0], item) for item in items)
+
+
+def _coerce_scalar(name: str, kind: str, value: Any) -> Any:
+    if kind == "int":
+        if isinstance(value, numbers.Integral) and not isinstance(value, bool):
+            return int(value)
+        if isinstance(value, float) and value.is_integer():
+            return int(value)
+        if isinstance(value, str) and re.fullmatch(r"\s*[+-]?\d{1,18}\s*", value):
+            return int(value)
+        raise UserInputError(f"{name} takes a whole number, got {value!r}")
+    if kind == "float":
+        number = None
+        if isinstance(value, numbers.Real) and not isinstance(value, bool):
+            number = float(value)
+        elif isinstance(value, str):
+            try:
+                number = float(value)
+            except ValueError:
+                pass
+        if number is None or not math.isfinite(number):
+            raise UserInputError(f"{name} takes a finite number, got {value!r}")
+        return number
+    if kind == "str":
+        if isinstance(value, str):
+            return value
+        raise UserInputError(f"{name} takes a word, got {value!r}")
+    return value

@@ -91,15 +91,19 @@ def run_ecomp(parent: Parent, data: Dataset, configs: Configs, seed: int = 0,
     seed_everything(seed)
     rng = np.random.default_rng(seed)
     parent_ind = from_parent(parent)
+    cfg = cfg.for_depth(parent_ind.num_hidden)  # the reference's layer names assume two hidden layers
     n_train = min(cfg.TRAIN_SUBSET, len(data.x_train))
     if n_train < cfg.BATCH_SIZE:
         raise DataError(f"EComp needs at least BATCH_SIZE={cfg.BATCH_SIZE} training images, got {n_train}")
     subset = np.sort(rng.permutation(len(data.x_train))[:n_train])
     x_train, y_train = data.x_train[subset], data.y_train[subset]
+    try:
+        recombination = [ops.layer_index(name, parent_ind.num_hidden) for name in cfg.RECOMBINATION_LAYERS]
+    except ValueError as err:
+        raise UserInputError(f"RECOMBINATION_LAYERS: {err}") from None
     ctx = Context(cfg, rng, parent_ind, x_train, y_train,
                   x_train[rng.choice(n_train, size=min(cfg.CALIB_SIZE, n_train), replace=False)],
-                  SizeMeter(parent_ind, data.input_shape, data.num_classes, cfg.COMPRESSION),
-                  [ops.layer_index(name, parent_ind.num_hidden) for name in cfg.RECOMBINATION_LAYERS])
+                  SizeMeter(parent_ind, data.input_shape, data.num_classes, cfg.COMPRESSION), recombination)
     _check_layers(cfg, parent_ind)
     generations = cfg.GENERATIONS or max(1, round(cfg.EPOCHS * (n_train // cfg.BATCH_SIZE)))
 

@@ -32,6 +32,7 @@ from enas.evaluator import SharedWeightEvaluator
 from enas.strategies import Strategy, make_strategy
 from enas.supernet import Supernet
 from qnas.arch import Architecture, parse_arch
+from qnas.checkpoints import restore_newest_readable
 from qnas.data import Dataset
 from qnas.errors import UserInputError
 from qnas.objective import Objective, ObjectiveWeights
@@ -130,11 +131,10 @@ class Search:
 
     # ------------------------------------------------------------------ state
     def restore(self) -> bool:
-        """Continue from the latest checkpoint; False when there is none."""
-        latest = self.manager.latest_checkpoint
+        """Continue from the newest readable checkpoint (an unreadable newest one is skipped); False when there is none."""
+        latest = restore_newest_readable(self.checkpoint, self.output_dir / "checkpoints", self.log)
         if latest is None:
             return False
-        self.checkpoint.restore(latest)
         done = int(self.epoch.numpy())
         state_path = self.output_dir / "state.json"
         if state_path.exists():

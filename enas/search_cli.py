@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import math
 import shlex
 import sys
 from pathlib import Path
@@ -10,6 +11,7 @@ from pathlib import Path
 from enas.report import report
 from enas.search import Search, SearchConfig, write_summary
 from enas.strategies import STRATEGIES
+from qnas.checkpoints import checkpoint_prefixes, folder_write_problem
 from qnas.data import load_dataset
 from qnas.errors import UserInputError
 from qnas.objective import ObjectiveWeights
@@ -20,6 +22,15 @@ from qnas.seeding import seed_everything
 from qnas.space import SearchSpace
 from qnas.spaces import get_space
 from qnas.user_parent import hidden_linear_layers, resolve_parent
+from qnas.validation import (
+    DataNeeds,
+    check_image_side,
+    check_num_classes,
+    check_positive_number,
+    check_seed,
+    conv_min_side,
+    probe_needs,
+)
 from quantize.types import get_layer_type
 
 
@@ -27,12 +38,12 @@ def space_from_args(args: argparse.Namespace, parent_depth: int | None = None) -
     """The search space the flags ask for; its depth follows a user's parent unless --num_layers is set."""
     space = get_space(args.space)
     widths = types = None
-    if args.widths:
+    if args.widths is not None:  # an empty value is refused below, not taken for the default
         try:
             widths = tuple(int(w) for w in args.widths.split(",") if w.strip())
         except ValueError:
             raise UserInputError(f"--widths {args.widths!r}: expected comma-separated integers, e.g. 16,64,256") from None
-    if args.types:
+    if args.types is not None:
         try:
             types = tuple(get_layer_type(t.strip()).code for t in args.types.split(",") if t.strip())
         except ValueError as err:
@@ -46,12 +57,15 @@ def check_args(args: argparse.Namespace) -> None:
             raise UserInputError(f"--{flag} must be a positive integer, got {getattr(args, flag)}")
     if args.child_steps < 0:
         raise UserInputError(f"--child_steps must be 0 (one pass per epoch) or a positive integer, got {args.child_steps}")
-    if args.max_minutes is not None and args.max_minutes <= 0:
+    if args.max_minutes is not None and not args.max_minutes > 0:
         raise UserInputError(f"--max_minutes must be positive, got {args.max_minutes}")
-    if args.max_kib is not None and args.max_kib <= 0:
+    if args.max_kib is not None and not (args.max_kib > 0 and math.isfinite(args.max_kib)):
         raise UserInputError(f"--max_kib must be positive, got {args.max_kib}")
-    if args.lr <= 0:
-        raise UserInputError(f"--lr must be positive, got {args.lr}")
+    if args.num_layers is not None and not 1 <= args.num_layers <= 16:
+        raise UserInputError(f"--num_layers must be between 1 and 16, got {args.num_layers}")
+    check_positive_number(args.lr, "--lr")
+    check_seed(args.seed)
+    check_num_classes(args.num_classes)
     names = [n.strip() for n in args.strategy.split(",") if n.strip()]
     unknown = [n for n in names if n not in STRATEGIES]
     if unknown or not names or len(set(names)) != len(names):
@@ -71,7 +85,7 @@ def run_from_args(args: argparse.Namespace, argv: list[str]) -> int:
     console = Console()
     _log = console.line
     check_args(args)
-    space_from_args(args)  # refuse bad space flags before loading anything
+    planned = space_from_args(args)  # refuse bad space flags before loading anything
     config = SearchConfig(strategy=args.strategy, epochs=args.epochs, batch_size=args.batch_size,
                           child_steps=args.child_steps, supernet_step=args.supernet_step,
                           learning_rate=args.lr, child_sampling=args.child_sampling,
@@ -80,19 +94,26 @@ def run_from_args(args: argparse.Namespace, argv: list[str]) -> int:
                           max_minutes=args.max_minutes, seed=args.seed)
     output_dir = Path(args.output_dir or f"runs/search/{args.space}-{args.strategy}-seed{args.seed}")
     _check_output_dir(output_dir, args.resume)
+    if not args.parent and folder_write_problem(args.cache_dir):
+        raise UserInputError(f"cannot write the float parent to --cache_dir {args.cache_dir}: "
+                             f"{folder_write_problem(args.cache_dir)}")
     seed_everything(args.seed)
-    data = load_dataset(args.dataset, args.data, seed=args.seed)
+    data = load_dataset(args.dataset, args.data, seed=args.seed, num_classes=args.num_classes,
+                        needs=search_needs(args, planned))
     _log(f"data: {data.describe()}")
     parent = resolve_parent(get_space(args.space), data, args.parent, emb_layer_names(args.emb_layers),
                             args.parent_layout, seed=args.seed, cache_dir=args.cache_dir, log=_log)
     space = space_from_args(args, parent_depth=hidden_depth(parent.model) if args.parent else None)
+    if args.parent:
+        check_image_side(data.input_shape, *_conv_side(space, space.num_layers))
     _log(f"parent: test accuracy {parent.test_accuracy:.4f}, {parent.bits / 8192:.1f} KiB ({parent.source})")
     _log(f"space: {space.name}, {space.num_layers} layers, widths {list(space.widths)}, types {list(space.types)}; "
          f"strategy {args.strategy}; reward weights {config.reward}; seed {args.seed}")
     _save_or_check_settings(output_dir, {**config.to_dict(), "run": {
         "space": space.name, "num_layers": space.num_layers, "widths": list(space.widths), "types": list(space.types),
         "data": data.name, "data_fingerprint": data_fingerprint(data), "parent": parent.source,
-        "emb_layers": parent.embedding_layers}}, args.resume)
+        "emb_layers": parent.embedding_layers, **({"num_classes": args.num_classes} if args.num_classes else {})}},
+        args.resume)
     search = Search(space, data, parent, config, output_dir, log=_log, progress=console.status)
     if args.resume and not search.restore():
         _log(f"no checkpoint in {output_dir}: starting from the beginning")
@@ -113,23 +134,56 @@ def run_from_args(args: argparse.Namespace, argv: list[str]) -> int:
     return 0
 
 
+def search_needs(args: argparse.Namespace, space: SearchSpace) -> DataNeeds:
+    """What the search needs of the data: a minibatch, a probe batch, and (conv) pixels for the pooling."""
+    if args.parent and not args.num_layers:
+        return probe_needs(args.batch_size)  # the depth follows the parent: the image size is checked once it loads
+    sides = [_conv_side(space, space.num_layers)]
+    if not args.parent:
+        sides.append(_conv_side(space, len(space.parent_widths)))  # the built-in float parent pools too
+    return probe_needs(args.batch_size, *max(sides))
+
+
+def _conv_side(space: SearchSpace, depth: int) -> tuple[int, str]:
+    """(smallest image side, why) for ``depth`` layers of ``space``: conv layers pool, Dense layers do not."""
+    pools = len(space.pool_after(depth))
+    return conv_min_side(pools), f"the {space.name} space's {pools} 2x2 max pooling(s)"
+
+
 def hidden_depth(model) -> int:
     """Hidden Dense/Conv2D layers of a user's parent (its classifier excluded): the search's default depth."""
     return max(1, len(hidden_linear_layers(model)))
 
 
+def holds_search(output_dir: Path) -> bool:
+    """A folder holds a search once it has a checkpoint or a result; a start that failed before that is no run."""
+    return (output_dir / "result.json").exists() or bool(checkpoint_prefixes(output_dir / "checkpoints"))
+
+
 def _check_output_dir(output_dir: Path, resume: bool) -> None:
-    """Refuse to overwrite a run, and an output folder we cannot write, before loading anything."""
-    if (output_dir / "config.json").exists() and not resume:
-        raise UserInputError(f"{output_dir} already holds a search; pass --resume to continue it, "
-                             f"or choose another --output_dir")
+    """Refuse to overwrite a run, and an output folder we cannot write, before loading anything (writes nothing)."""
+    for folder in (output_dir, output_dir / "checkpoints", output_dir / "tensorboard"):
+        problem = folder_write_problem(folder)
+        if problem:
+            raise UserInputError(f"cannot write to --output_dir {output_dir}: {problem}")
+    if holds_search(output_dir) and not resume:
+        state = "a finished search (result.json)" if (output_dir / "result.json").exists() else "an unfinished search"
+        raise UserInputError(f"{output_dir} already holds {state}; pass --resume to continue it, or choose another "
+                             f"--output_dir (or delete that folder) to start over")
+
+
+def _claim_output_dir(output_dir: Path) -> None:
+    """Create the folder, prove it writable, and clear what a start that never checkpointed left behind."""
     try:
         output_dir.mkdir(parents=True, exist_ok=True)
         probe = output_dir / ".write-test"
         probe.write_text("")
         probe.unlink()
     except OSError as err:
-        raise UserInputError(f"cannot write to --output_dir {output_dir}: {err.strerror}") from None
+        raise UserInputError(f"cannot write to --output_dir {output_dir}: {err.strerror or err}") from None
+    if not holds_search(output_dir):  # rows and minutes of an epoch no checkpoint kept would taint the new run
+        for stale in ("evaluations.jsonl", "state.json"):
+            (output_dir / stale).unlink(missing_ok=True)
 
 
 # settings a resumed run may change: a time budget can be extended, and the step may move to another device
@@ -138,8 +192,9 @@ RESUMABLE_CHANGES = {"max_minutes", "supernet_step"}
 
 def _save_or_check_settings(output_dir: Path, settings: dict, resume: bool) -> None:
     """``config.json``: written once the data and parent loaded; on --resume, everything but a budget must match."""
+    _claim_output_dir(output_dir)
     config_path = output_dir / "config.json"
-    if resume and config_path.exists():
+    if resume and config_path.exists() and holds_search(output_dir):
         saved = json.loads(config_path.read_text())
         changed = sorted(k for k in set(saved) | set(settings)
                          if k not in RESUMABLE_CHANGES and saved.get(k) != settings.get(k))
@@ -147,6 +202,7 @@ def _save_or_check_settings(output_dir: Path, settings: dict, resume: bool) -> N
         changed = [k for k in changed if k != "run"]
         if changed:
             raise UserInputError(f"--resume with different settings ({', '.join(changed)}) than the run in "
-                                 f"{output_dir}; repeat the original flags")
+                                 f"{output_dir}; repeat the original flags, or delete that folder (or choose "
+                                 f"another --output_dir) to start over")
     config_path.write_text(json.dumps(settings, indent=2) + "\n")
     print(f"output: {output_dir}", file=sys.stdout, flush=True)

@@ -15,6 +15,7 @@ from pathlib import Path
 import numpy as np
 
 from qnas.errors import DataError
+from qnas.validation import DataNeeds, check_images, check_labels, check_sizes, count_classes
 
 KERAS_DATASETS = ("mnist", "fashion_mnist")
 NPZ_KEYS = ("x_train", "y_train", "x_test", "y_test")
@@ -53,8 +54,14 @@ class Dataset:
 
 
 def load_dataset(dataset: str = "mnist", data_path: str | Path | None = None,
-                 val_fraction: float = 0.1, seed: int = 0) -> Dataset:
-    """Load a data set by Keras name, or from ``data_path`` when given, and split off validation."""
+                 val_fraction: float = 0.1, seed: int = 0, num_classes: int | None = None,
+                 needs: DataNeeds | None = None) -> Dataset:
+    """Load a data set by Keras name, or from ``data_path`` when given, split off validation, validate it.
+
+    Validation (``qnas.validation``) happens here, once, for every caller: numeric finite images,
+    labels 0..K-1 with every class in the training split (K is ``num_classes`` or the largest label + 1),
+    and the split sizes and image size ``needs`` asks for.
+    """
     if not 0.0 < val_fraction < 1.0:
         raise DataError(f"val_fraction must be between 0 and 1 (exclusive), got {val_fraction}")
     if data_path is not None:
@@ -72,7 +79,8 @@ def load_dataset(dataset: str = "mnist", data_path: str | Path | None = None,
     order = np.random.default_rng(seed).permutation(len(x_train))
     n_val = max(1, round(len(x_train) * val_fraction))
     val, train = order[:n_val], order[n_val:]
-    num_classes = int(max(y_train.max(), y_test.max())) + 1
+    check_sizes(len(x_train), len(train), len(val), needs or DataNeeds(), x_train.shape[1:])
+    num_classes = count_classes(y_train, y_train[train], y_test, num_classes, held_out=len(val))
     return Dataset(name, x_train[train], y_train[train], x_train[val], y_train[val], x_test, y_test, num_classes)
 
 
@@ -83,15 +91,27 @@ def read_local(path: Path) -> dict[str, np.ndarray]:
     if path.is_dir():
         return {key: read_idx(_find_idx(path, stem)) for key, stem in IDX_FILES.items()}
     try:
-        with np.load(path, allow_pickle=False) as npz:
-            missing = [k for k in NPZ_KEYS if k not in npz.files]
-            if missing:
-                raise DataError(f"{path} lacks the arrays {missing}; expected keys {list(NPZ_KEYS)} (Keras's layout)")
-            return {k: npz[k] for k in NPZ_KEYS}
+        loaded = np.load(path, allow_pickle=False)
     except (OSError, ValueError, zipfile.BadZipFile, EOFError) as err:
-        if isinstance(err, DataError):
-            raise
         raise DataError(f"cannot read {path} as an .npz archive ({err}); it may be truncated or not an .npz") from None
+    if not isinstance(loaded, np.lib.npyio.NpzFile):
+        raise DataError(f"{path} holds a single array (a .npy file), not an .npz archive; save the four arrays "
+                        f"with np.savez(path, {', '.join(f'{k}=...' for k in NPZ_KEYS)})")
+    with loaded as npz:
+        missing = [k for k in NPZ_KEYS if k not in npz.files]
+        if missing:
+            raise DataError(f"{path} lacks the arrays {missing}; expected keys {list(NPZ_KEYS)} (Keras's layout)")
+        arrays = {}
+        for key in NPZ_KEYS:
+            try:
+                arrays[key] = npz[key]
+            except Exception as err:  # noqa: BLE001 - a damaged member raises zlib, zipfile, struct or OS errors
+                if isinstance(err, ValueError) and "pickle" in str(err):
+                    raise DataError(f"cannot read {key} from {path}: it holds Python objects, which are not "
+                                    f"loaded; save plain numeric arrays") from None
+                raise DataError(f"cannot read {key} from {path} ({type(err).__name__}: {err}); the file may be "
+                                f"truncated or damaged") from None
+        return arrays
 
 
 def _find_idx(folder: Path, stem: str) -> Path:
@@ -141,24 +161,16 @@ def _load_keras(dataset: str) -> dict[str, np.ndarray]:
 
 
 def _images(x: np.ndarray, key: str) -> np.ndarray:
+    check_images(x, key)  # before scaling: a NaN maximum would silently turn the /255 off
     if x.ndim == 3:
         x = x[..., None]
-    if x.ndim != 4:
-        raise DataError(f"{key} has shape {x.shape}; expected images (N, H, W) or (N, H, W, C)")
     if x.dtype == np.uint8 or float(np.max(x)) > 1.0:
         return (x.astype(np.float32) / 255.0)
     return x.astype(np.float32)
 
 
 def _labels(y: np.ndarray, key: str) -> np.ndarray:
-    y = np.asarray(y)
-    if y.ndim == 2 and y.shape[1] == 1:
-        y = y[:, 0]
-    if y.ndim != 1:
-        raise DataError(f"{key} has shape {y.shape}; expected integer class labels (N,)")
-    if not np.issubdtype(y.dtype, np.integer) or (len(y) and y.min() < 0):
-        raise DataError(f"{key} must hold non-negative integer class labels, got dtype {y.dtype}")
-    return y.astype(np.int32)
+    return check_labels(y, key)
 
 
 def _check_pair(x: np.ndarray, y: np.ndarray, split: str) -> None:

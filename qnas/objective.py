@@ -31,11 +31,11 @@ class ObjectiveWeights:
             values = [float(p) for p in parts]
         except ValueError:
             values = []
-        if len(values) != 3 or not all(np.isfinite(values)):
+        if len(values) != 3:
             raise UserInputError(f"{flag} {text!r}: expected three comma-separated numbers "
                                  f"'w_acc,w_sim,w_size', e.g. '1,0.05,0.5'")
-        if any(v < 0 for v in values):
-            raise UserInputError(f"{flag} {text!r}: weights must be non-negative")
+        if not all(0 <= v < np.inf for v in values):
+            raise UserInputError(f"{flag} {text!r}: weights must be non-negative, finite numbers")
         return cls(*values)
 
     def __str__(self) -> str:

@@ -39,27 +39,29 @@ import tensorflow as tf
 
 from qnas.arch import Architecture, parse_arch
 from qnas.batchnorm_calibration import BatchNormCalibrator
+from qnas.checkpoints import folder_write_problem
 from qnas.data import Dataset, load_dataset
 from qnas.errors import UserInputError
 from qnas.export import TfliteExport, export_tflite, load_model, save_model, tflite_predict
 from qnas.interrupt import StopRequest
 from qnas.models import arch_bits, build_model
-from qnas.parent import probe_batch
+from qnas.parent import Parent, probe_batch
 from qnas.progress import Console
 from qnas.records import run_record, write_json_atomic
-from qnas.run_folder import INCOMPLETE, TrainState, prepare_output_dir
+from qnas.run_folder import INCOMPLETE, TrainState, check_output_dir, claim_output_dir
 from qnas.seeding import seed_everything
 from qnas.space import SearchSpace
 from qnas.spaces import get_space
 from qnas.tensorboard_logging import RunLogger
 from qnas.user_parent import resolve_parent
+from qnas.validation import DataNeeds, check_num_classes, check_seed, conv_min_side
 from qnas.warmstart import init_from_parent
 from quantize.size import SizeReport, model_macs
 
 INIT_CHOICES = ("random", "parent")
 # Settings that change the result: a resumed run must use the same ones.
 RESUME_KEYS = ("arch", "space", "dataset", "data_path", "max_epochs", "batch_size", "seed", "init",
-               "lr", "warmup_epochs", "patience", "val_fraction", "parent")
+               "lr", "warmup_epochs", "patience", "val_fraction", "parent", "num_classes")
 CHECK_SAMPLES = 256  # test images used to check the reloaded and the TFLite model
 BN_CALIBRATION_SAMPLES = 2000  # training images whose batch statistics become BatchNorm's moving statistics
 
@@ -86,6 +88,7 @@ class TrainConfig:
     tflite: bool = True
     parent: str | None = None  # a user's trained model to start from (implies init="parent")
     parent_layout: str = "in_out"
+    num_classes: int | None = None  # None: the largest label + 1
 
     def __post_init__(self) -> None:
         if self.parent:
@@ -94,17 +97,24 @@ class TrainConfig:
     def validate(self) -> None:
         """Refuse settings that cannot work, saying what is expected."""
         checks = [
-            (self.max_epochs >= 1, f"max_epochs must be at least 1, got {self.max_epochs}"),
-            (self.batch_size >= 1, f"batch_size must be at least 1, got {self.batch_size}"),
-            (self.patience >= 1, f"patience must be at least 1 epoch, got {self.patience}"),
-            (0 <= self.warmup_epochs < self.max_epochs,
-             f"warmup_epochs must be between 0 and max_epochs - 1 ({self.max_epochs - 1}), got {self.warmup_epochs}"),
-            (self.lr > 0 and math.isfinite(self.lr), f"lr must be a positive number, got {self.lr}"),
+            (self.max_epochs >= 1, f"--max_epochs must be at least 1, got {self.max_epochs}"),
+            (self.batch_size >= 1, f"--batch_size must be at least 1, got {self.batch_size}"),
+            (self.patience >= 1, f"--patience must be at least 1 epoch, got {self.patience}"),
+            (self.warmup_epochs >= 0, f"TrainConfig.warmup_epochs must be 0 or more, got {self.warmup_epochs}"),
+            (self.lr > 0 and math.isfinite(self.lr), f"--lr must be a positive number, got {self.lr}"),
             (self.init in INIT_CHOICES, f"unknown --init {self.init!r}; expected one of {list(INIT_CHOICES)}"),
+            (0.0 < self.val_fraction < 1.0,
+             f"TrainConfig.val_fraction must be between 0 and 1 (exclusive), got {self.val_fraction}"),
         ]
         for ok, message in checks:
             if not ok:
                 raise UserInputError(message)
+        check_seed(self.seed)
+        check_num_classes(self.num_classes)
+
+    def effective_warmup(self) -> int:
+        """Warm-up epochs actually used: at most ``max_epochs - 1``, so a one-epoch run has none."""
+        return min(self.warmup_epochs, self.max_epochs - 1)
 
     def identity(self, arch: Architecture) -> dict[str, Any]:
         """The settings a resumed run must share, in canonical form."""
@@ -194,27 +204,40 @@ def train_architecture(config: TrainConfig, log: Callable[[str], None] | None = 
     space = get_space(config.space)
     arch = parse_arch(config.arch, space)
     folder = Path(config.output_dir) if config.output_dir else default_output_dir(config, arch)
-    data = load_dataset(config.dataset, config.data_path, config.val_fraction, seed=config.seed)
-    resuming = prepare_output_dir(folder, config.identity(arch), config.resume, log, provenance)
+    resuming = check_output_dir(folder, config.identity(arch), config.resume)  # reads only
+    use_parent = config.init == "parent"
+    if use_parent and not config.parent and not resuming and folder_write_problem(config.cache_dir):
+        raise UserInputError(f"cannot write the float parent to --cache_dir {config.cache_dir}: "
+                             f"{folder_write_problem(config.cache_dir)}")
+    pools = len(space.pool_after(len(arch)))
+    data = load_dataset(config.dataset, config.data_path, config.val_fraction, seed=config.seed,
+                        num_classes=config.num_classes,
+                        needs=DataNeeds(batch_size=config.batch_size, min_side=conv_min_side(pools),
+                                        min_side_reason=f"this architecture's {pools} 2x2 max pooling(s)"))
+    init_parent = None
+    if use_parent and not resuming:  # loaded and checked before the folder is claimed
+        init_parent = _load_init_parent(space, data, config, log)
+    claim_output_dir(folder, config.identity(arch), resuming, config.resume, log, provenance)
 
     seed_everything(config.seed)
     tf.random.set_global_generator(tf.random.Generator.from_seed(config.seed))  # checkpointed with the rest
     model = build_model(space, arch, data.input_shape, data.num_classes, name="child")
     steps = math.ceil(len(data.x_train) / config.batch_size)
-    schedule = learning_rate_schedule(config.lr, steps, config.max_epochs, config.warmup_epochs)
+    schedule = learning_rate_schedule(config.lr, steps, config.max_epochs, config.effective_warmup())
     optimizer = tf.keras.optimizers.legacy.Adam(schedule)
     model.compile(optimizer=optimizer, loss="sparse_categorical_crossentropy", metrics=["accuracy"])
     optimizer._create_all_weights(model.trainable_variables)  # step counter and slots exist before a restore
-    state = TrainState(model, optimizer, folder)
+    state = TrainState(model, optimizer, folder, log=log)
     parent_info = None
     log(f"train_arc: {arch.to_string()} ({arch.readable()}) in space {space.name}; {data.describe()}")
     lq.models.summary(model, print_fn=log)
     if resuming and state.restore_latest():
-        log(f"resuming from {state.manager.latest_checkpoint} (epoch {int(state.epoch.numpy())})")
-        if config.init == "parent":
+        log(f"resuming from {state.restored} (epoch {int(state.epoch.numpy())})")
+        if use_parent:
             parent_info = {"source": "initialised from the float parent before the first checkpoint"}
-    elif config.init == "parent":
-        parent_info = _init_from_parent(model, space, data, config, log)
+    elif use_parent:
+        parent_info = _init_from_parent(model, init_parent or _load_init_parent(space, data, config, log), data, config,
+                                        log)
 
     tb = RunLogger(folder / "tensorboard")
     stop = StopRequest()
@@ -231,10 +254,14 @@ def train_architecture(config: TrainConfig, log: Callable[[str], None] | None = 
         tb.close()
 
 
-def _init_from_parent(model, space: SearchSpace, data: Dataset, config: TrainConfig,
+def _load_init_parent(space: SearchSpace, data: Dataset, config: TrainConfig, log: Callable[[str], None]) -> Parent:
+    """The parent a warm start copies from, in this toolkit's layout (checked on loading)."""
+    return resolve_parent(space, data, config.parent, layout=config.parent_layout, in_space=True, seed=config.seed,
+                          cache_dir=config.cache_dir, log=log, emb_flag=False)
+
+
+def _init_from_parent(model, parent: Parent, data: Dataset, config: TrainConfig,
                       log: Callable[[str], None]) -> dict[str, Any]:
-    parent = resolve_parent(space, data, config.parent, layout=config.parent_layout, in_space=True,
-                            seed=config.seed, cache_dir=config.cache_dir, log=log)
     try:
         init_from_parent(model, parent.model, probe_batch(data, seed=config.seed))
     except ValueError as err:
@@ -346,6 +373,16 @@ def _finish(model, state: TrainState, tb: RunLogger, space: SearchSpace, arch: A
     return TrainResult(model=model, record=record, output_dir=folder, files=files)
 
 
+def reload_snippet(model_path: str) -> str:
+    """One line of Python that reloads the model in a fresh interpreter.
+
+    Legacy Keras must be chosen before TensorFlow (or larq, which imports it) is first imported;
+    importing larq then registers its layers and quantizers.
+    """
+    return (f'import os; os.environ["TF_USE_LEGACY_KERAS"] = "1"; import larq, tensorflow as tf; '
+            f"model = tf.keras.models.load_model({str(model_path)!r})")
+
+
 def format_result(result: TrainResult) -> str:
     """The final block the CLI prints: accuracy, size against the parent, MACs, parameters, time, files."""
     r, m = result.record, result.record["metrics"]
@@ -362,7 +399,7 @@ def format_result(result: TrainResult) -> str:
         f"parameters     {r['params']:,}",
         f"wall time      {r['train_seconds']:.1f} s training, {r['wall_seconds_this_process']:.1f} s this process",
         f"saved          {', '.join(result.files.values())}",
-        f"reload with    import larq; tf.keras.models.load_model({result.files['model']!r})",
+        f"reload with    {reload_snippet(result.files['model'])}",
     ]
     if tflite.get("skipped"):
         lines.append(f"tflite         skipped: {tflite['skipped']}")

@@ -32,32 +32,38 @@ from qnas.space import SearchSpace
 from quantize.size import model_bits
 
 LAYOUTS = ("in_out", "out_in")
+ACCEPTED = ("a .keras or .h5 file saved with model.save(), a SavedModel folder, or an .npz of Dense weights "
+            "(kernel_0, bias_0, kernel_1, bias_1, ...)")
 _HIDDEN_KINDS = (tf.keras.layers.Dense, tf.keras.layers.Conv2D)
 _FOLLOWERS = (tf.keras.layers.BatchNormalization, tf.keras.layers.Activation, tf.keras.layers.ReLU,
               tf.keras.layers.LeakyReLU, tf.keras.layers.MaxPool2D, tf.keras.layers.AveragePooling2D)
 
 
 def load_user_parent(path: str | Path, data: Dataset, emb_layers: Sequence[str] | None = None,
-                     layout: str = "in_out", log=print) -> Parent:
-    """Load, check and measure a user's parent; the returned ``Parent`` drives either search."""
+                     layout: str = "in_out", log=print, emb_flag: bool = True) -> Parent:
+    """Load, check and measure a user's parent; the returned ``Parent`` drives either search.
+
+    ``emb_flag`` says whether the calling command has ``--emb_layers``, so messages only suggest it there.
+    """
     path = Path(path)
     if not path.exists():
-        raise UserInputError(f"--parent {str(path)!r} does not exist; expected a .keras/.h5 file, a SavedModel "
-                             f"folder or an .npz of Dense weights")
+        raise UserInputError(f"--parent {str(path)!r} does not exist; expected {ACCEPTED}")
     if path.suffix == ".npz":
         model = dense_stack_from_npz(path, data, layout)
     else:
         model = flatten_nested(_load_keras(path))
     _check_input(model, data)
     _check_classes(model, data)
+    _check_finite(model, path)
     names = list(emb_layers) if emb_layers else default_embedding_layers(model)
     known = [layer.name for layer in model.layers]
     missing = [n for n in names if n not in known]
     if missing:
         raise UserInputError(f"--emb_layers {missing} are not layers of the parent; its layers are {known}")
     if not names:
-        raise UserInputError("the parent has no hidden Dense or Conv2D layer to compare against; name layers "
-                             "with --emb_layers")
+        raise UserInputError(f"the parent has no hidden Dense or Conv2D layer (its layers are {known}); "
+                             + ("name the layers to compare with --emb_layers" if emb_flag
+                                else "expected a stack of Dense layers with ReLU between them"))
     accuracy = parent_accuracy(model, data)
     digest = weights_hash(model)
     log(f"parent: {path} (weights sha256 {digest[:12]}), embedding layers {names}, "
@@ -73,8 +79,10 @@ def load_user_parent(path: str | Path, data: Dataset, emb_layers: Sequence[str] 
 def _load_keras(path: Path) -> tf.keras.Model:
     try:
         model = tf.keras.models.load_model(path, compile=False)
-    except (OSError, ValueError, TypeError, ImportError) as err:
-        raise UserInputError(f"cannot load --parent {path} as a Keras model: {str(err).splitlines()[0][:300]}") from None
+    except Exception as err:  # noqa: BLE001 - h5py, zipfile, JSON and Keras errors alike mean "not a model we can read"
+        detail = (str(err).splitlines() or [type(err).__name__])[0][:200]
+        raise UserInputError(f"cannot load --parent {path} as a model ({type(err).__name__}: {detail}); expected "
+                             f"{ACCEPTED}") from None
     if not isinstance(model, tf.keras.Model):
         raise UserInputError(f"--parent {path} is a SavedModel without a Keras model; save it with model.save()")
     return model
@@ -181,6 +189,15 @@ def _check_input(model: tf.keras.Model, data: Dataset) -> None:
                              "(a flattened or a channel-less form of the images is accepted, other layouts not)")
 
 
+def _check_finite(model: tf.keras.Model, path: Path) -> None:
+    """A parent with NaN or infinite weights would poison every similarity and accuracy it enters."""
+    for layer in _flat_layers(model):
+        for weight in layer.weights:
+            if not np.all(np.isfinite(weight.numpy())):
+                raise UserInputError(f"--parent {path}: weight {weight.name!r} of layer {layer.name!r} holds NaN or "
+                                     f"infinite values; expected a trained model with finite weights")
+
+
 def _check_classes(model: tf.keras.Model, data: Dataset) -> None:
     classes = model.output_shape[-1]
     if classes != data.num_classes:
@@ -279,12 +296,12 @@ def hidden_layer_indices(model: tf.keras.Model, names: Sequence[str]) -> tuple[i
 
 
 def user_parent_for_space(path: str | Path, data: Dataset, space: SearchSpace, emb_layers: Sequence[str] | None = None,
-                          layout: str = "in_out", log=print) -> tuple[Parent, tuple[int, ...]]:
+                          layout: str = "in_out", log=print, emb_flag: bool = True) -> tuple[Parent, tuple[int, ...]]:
     """A user's Dense/ReLU parent rebuilt in this toolkit's naming, and its embedding layers as hidden indices.
 
     EComp's genomes and the warm starts address hidden blocks by position; this is the bridge.
     """
-    parent = load_user_parent(path, data, emb_layers, layout, log=log)
+    parent = load_user_parent(path, data, emb_layers, layout, log=log, emb_flag=emb_flag)
     rebuilt = as_space_model(parent.model, space, data)
     indices = hidden_layer_indices(parent.model, parent.embedding_layers)
     blocks = block_output_names(rebuilt, max(indices) + 1)
@@ -294,17 +311,18 @@ def user_parent_for_space(path: str | Path, data: Dataset, space: SearchSpace, e
 
 def resolve_parent(space: SearchSpace, data: Dataset, path: str | Path | None = None,
                    emb_layers: Sequence[str] | None = None, layout: str = "in_out", in_space: bool = False,
-                   seed: int = 0, cache_dir: str | Path = "cache", log=print) -> Parent:
+                   seed: int = 0, cache_dir: str | Path = "cache", log=print, emb_flag: bool = True) -> Parent:
     """The one way every CLI gets its parent: the user's model at ``path`` when given, else the cached float parent.
 
     ``in_space``: rebuild the user's Dense/ReLU stack in this toolkit's naming (``as_space_model``), as warm
-    starts and EComp's genomes need; the search compares against the user's model as it is.
+    starts and EComp's genomes need; the search compares against the user's model as it is. ``emb_flag``: whether
+    the calling command has ``--emb_layers`` (messages suggest it only there).
     """
     if path is None:
         return get_parent(space, data, seed=seed, cache_dir=cache_dir, log=log)
     if in_space:
-        return user_parent_for_space(path, data, space, emb_layers, layout, log=log)[0]
-    return load_user_parent(path, data, emb_layers, layout, log=log)
+        return user_parent_for_space(path, data, space, emb_layers, layout, log=log, emb_flag=emb_flag)[0]
+    return load_user_parent(path, data, emb_layers, layout, log=log, emb_flag=emb_flag)
 
 
 def hidden_linear_layers(model: tf.keras.Model) -> list[tf.keras.layers.Layer]:

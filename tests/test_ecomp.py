@@ -243,9 +243,10 @@ def test_cli_writes_results_and_refuses_bad_input(tmp_path, data: Dataset, capsy
     from ecomp_tf.__main__ import main
 
     npz = tmp_path / "tiny.npz"
+    # the synthetic labels never use class 0, which loading refuses (a class without training images): shift them
     np.savez(npz, x_train=(np.concatenate([data.x_train, data.x_val])[..., 0] * 255).astype(np.uint8),
-             y_train=np.concatenate([data.y_train, data.y_val]), x_test=(data.x_test[..., 0] * 255).astype(np.uint8),
-             y_test=data.y_test)
+             y_train=np.concatenate([data.y_train, data.y_val]) - 1, x_test=(data.x_test[..., 0] * 255).astype(np.uint8),
+             y_test=data.y_test - 1)
     common = ["--data", str(npz), "--output_dir", str(tmp_path / "out"), "--cache_dir", str(tmp_path / "cache")]
     tiny = [arg for k, v in TINY.items() for arg in ("--set", f"{k}={v}")]
     assert main(["1", "exp", "--mode", "faithful", *common, *tiny]) == 0

@@ -233,8 +233,8 @@ def test_finished_run_and_changed_settings_are_refused(cli_run, data_file, tmp_p
     with pytest.raises(UserInputError, match="already holds a finished run"):
         train_architecture(_config(data_file, cli_run, resume=True))
     cut = tmp_path / "cut"
-    with pytest.raises(TrainingInterrupted):
-        train_architecture(_config(data_file, cut), log=lambda _: None, callbacks=[_InterruptAt(1)])
+    with pytest.raises(TrainingInterrupted):  # in epoch 2: epoch 1's checkpoint makes the folder a run
+        train_architecture(_config(data_file, cut), log=lambda _: None, callbacks=[_InterruptAt(2)])
     with pytest.raises(UserInputError, match="different settings.*seed"):
         train_architecture(_config(data_file, cut, resume=True, seed=4))
 
