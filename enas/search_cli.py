@@ -2,22 +2,21 @@
 from __future__ import annotations
 
 import argparse
-import json
 import math
 import shlex
-import sys
 from pathlib import Path
 
 from enas.report import report
 from enas.search import Search, SearchConfig, write_summary
 from enas.strategies import STRATEGIES
-from qnas.checkpoints import checkpoint_prefixes, folder_write_problem
+from qnas.checkpoints import folder_write_problem
 from qnas.data import load_dataset
 from qnas.errors import UserInputError
 from qnas.objective import ObjectiveWeights
 from qnas.parent import data_fingerprint
 from qnas.parent_flags import emb_layer_names
 from qnas.progress import Console
+from qnas.run_folder import RunFolder
 from qnas.seeding import seed_everything
 from qnas.space import SearchSpace
 from qnas.spaces import get_space
@@ -81,6 +80,10 @@ def retrain_command(arch_string: str, args: argparse.Namespace) -> str:
     return " ".join(shlex.quote(p) for p in parts)
 
 
+# settings a resumed run may change: a time budget can be extended, and the step may move to another device
+RESUMABLE_CHANGES = {"max_minutes", "supernet_step"}
+
+
 def run_from_args(args: argparse.Namespace, argv: list[str]) -> int:
     console = Console()
     _log = console.line
@@ -93,7 +96,9 @@ def run_from_args(args: argparse.Namespace, argv: list[str]) -> int:
                           reward=ObjectiveWeights.parse(args.reward_weights), max_kib=args.max_kib,
                           max_minutes=args.max_minutes, seed=args.seed)
     output_dir = Path(args.output_dir or f"runs/search/{args.space}-{args.strategy}-seed{args.seed}")
-    _check_output_dir(output_dir, args.resume)
+    folder = RunFolder(output_dir, "config.json", stale=("evaluations.jsonl", "state.json"), finished_is_final=False,
+                       may_change=RESUMABLE_CHANGES)
+    resuming = folder.check(args.resume)
     if not args.parent and folder_write_problem(args.cache_dir):
         raise UserInputError(f"cannot write the float parent to --cache_dir {args.cache_dir}: "
                              f"{folder_write_problem(args.cache_dir)}")
@@ -109,13 +114,14 @@ def run_from_args(args: argparse.Namespace, argv: list[str]) -> int:
     _log(f"parent: test accuracy {parent.test_accuracy:.4f}, {parent.bits / 8192:.1f} KiB ({parent.source})")
     _log(f"space: {space.name}, {space.num_layers} layers, widths {list(space.widths)}, types {list(space.types)}; "
          f"strategy {args.strategy}; reward weights {config.reward}; seed {args.seed}")
-    _save_or_check_settings(output_dir, {**config.to_dict(), "run": {
+    folder.claim({**config.to_dict(), "run": {
         "space": space.name, "num_layers": space.num_layers, "widths": list(space.widths), "types": list(space.types),
         "data": data.name, "data_fingerprint": data_fingerprint(data), "parent": parent.source,
         "emb_layers": parent.embedding_layers, **({"num_classes": args.num_classes} if args.num_classes else {})}},
-        args.resume)
+        resuming, args.resume, _log)
+    _log(f"output: {output_dir}")
     search = Search(space, data, parent, config, output_dir, log=_log, progress=console.status)
-    if args.resume and not search.restore():
+    if resuming and not search.restore():
         _log(f"no checkpoint in {output_dir}: starting from the beginning")
     result = search.run()
     command = retrain_command(result.best.to_string(), args)
@@ -155,54 +161,3 @@ def hidden_depth(model) -> int:
     return max(1, len(hidden_linear_layers(model)))
 
 
-def holds_search(output_dir: Path) -> bool:
-    """A folder holds a search once it has a checkpoint or a result; a start that failed before that is no run."""
-    return (output_dir / "result.json").exists() or bool(checkpoint_prefixes(output_dir / "checkpoints"))
-
-
-def _check_output_dir(output_dir: Path, resume: bool) -> None:
-    """Refuse to overwrite a run, and an output folder we cannot write, before loading anything (writes nothing)."""
-    for folder in (output_dir, output_dir / "checkpoints", output_dir / "tensorboard"):
-        problem = folder_write_problem(folder)
-        if problem:
-            raise UserInputError(f"cannot write to --output_dir {output_dir}: {problem}")
-    if holds_search(output_dir) and not resume:
-        state = "a finished search (result.json)" if (output_dir / "result.json").exists() else "an unfinished search"
-        raise UserInputError(f"{output_dir} already holds {state}; pass --resume to continue it, or choose another "
-                             f"--output_dir (or delete that folder) to start over")
-
-
-def _claim_output_dir(output_dir: Path) -> None:
-    """Create the folder, prove it writable, and clear what a start that never checkpointed left behind."""
-    try:
-        output_dir.mkdir(parents=True, exist_ok=True)
-        probe = output_dir / ".write-test"
-        probe.write_text("")
-        probe.unlink()
-    except OSError as err:
-        raise UserInputError(f"cannot write to --output_dir {output_dir}: {err.strerror or err}") from None
-    if not holds_search(output_dir):  # rows and minutes of an epoch no checkpoint kept would taint the new run
-        for stale in ("evaluations.jsonl", "state.json"):
-            (output_dir / stale).unlink(missing_ok=True)
-
-
-# settings a resumed run may change: a time budget can be extended, and the step may move to another device
-RESUMABLE_CHANGES = {"max_minutes", "supernet_step"}
-
-
-def _save_or_check_settings(output_dir: Path, settings: dict, resume: bool) -> None:
-    """``config.json``: written once the data and parent loaded; on --resume, everything but a budget must match."""
-    _claim_output_dir(output_dir)
-    config_path = output_dir / "config.json"
-    if resume and config_path.exists() and holds_search(output_dir):
-        saved = json.loads(config_path.read_text())
-        changed = sorted(k for k in set(saved) | set(settings)
-                         if k not in RESUMABLE_CHANGES and saved.get(k) != settings.get(k))
-        changed += sorted(f"run.{k}" for k in settings["run"] if saved.get("run", {}).get(k) != settings["run"][k])
-        changed = [k for k in changed if k != "run"]
-        if changed:
-            raise UserInputError(f"--resume with different settings ({', '.join(changed)}) than the run in "
-                                 f"{output_dir}; repeat the original flags, or delete that folder (or choose "
-                                 f"another --output_dir) to start over")
-    config_path.write_text(json.dumps(settings, indent=2) + "\n")
-    print(f"output: {output_dir}", file=sys.stdout, flush=True)

@@ -1,150 +1,125 @@
-"""One training run's folder: claiming it safely, and the per-epoch checkpoint a resumed run continues from.
+"""One run's output folder, for the search and ``train_arc.py`` alike: checked before any work, claimed after.
 
-``prepare_output_dir`` refuses a folder that cannot be written, that holds a finished run, or that
-holds an unfinished one unless resuming with the same settings; it marks a new run ``INCOMPLETE``
-until result.json exists. A folder without a checkpoint or a result holds no run: a failed start is
-simply started again. ``TrainState`` checkpoints model, optimizer (slots and step counter, hence
-the learning-rate schedule's position), epoch, early-stopping state, history and TF's global RNG;
-an unreadable newest checkpoint is skipped for the one before it.
+A run's folder is checked first, writing nothing (``RunFolder.check``): it must be writable, must not
+hold a finished run when that is final, must not hold an unfinished one unless resuming, and a resume
+must keep the settings that define the run. Only a checkpoint or a result makes a folder a run: a
+start that failed before its first checkpoint leaves nothing worth keeping, so the corrected command
+just starts again. Once every input has been checked, ``claim`` creates the folder, clears what such a
+failed start left behind, and writes the run's settings file.
 """
 from __future__ import annotations
 
 import json
 import tempfile
-from collections.abc import Callable
+from collections.abc import Callable, Iterable, Mapping
 from pathlib import Path
 from typing import Any
 
-import tensorflow as tf
-
-from qnas.checkpoints import checkpoint_prefixes, folder_write_problem, restore_newest_readable, unreadable_reason
+from qnas.checkpoints import checkpoint_prefixes, folder_write_problem
 from qnas.errors import UserInputError
-from qnas.records import run_record, write_json_atomic
+from qnas.records import write_json_atomic
 
 INCOMPLETE = "INCOMPLETE"
+PROVENANCE = frozenset({"command", "versions", "time"})  # recorded beside the settings; a resume may differ there
+START_OVER = "choose another --output_dir (or delete that folder) to start over"
 
 
-class TrainState:
-    """The checkpointed state: model, optimizer and the loop's own variables."""
+def changed_settings(saved: Mapping[str, Any], now: Mapping[str, Any], may_change: Iterable[str] = ()) -> list[str]:
+    """Keys (``a.b`` for nested ones) whose values differ between two settings, except those that may change."""
+    may_change = set(may_change)
+    out = []
+    for key in sorted(set(saved) | set(now)):
+        if key in may_change:
+            continue
+        old, new = saved.get(key), now.get(key)
+        if isinstance(old, Mapping) and isinstance(new, Mapping):
+            out += [f"{key}.{k}" for k in changed_settings(old, new, may_change)]
+        elif old != new:
+            out.append(f"{key}: {old!r} there, {new!r} now")
+    return out
 
-    def __init__(self, model: tf.keras.Model, optimizer: tf.keras.optimizers.Optimizer, folder: Path,
-                 log: Callable[[str], None] = print):
-        self.epoch = tf.Variable(0, dtype=tf.int64, trainable=False)
-        self.best_val = tf.Variable(-1.0, dtype=tf.float64, trainable=False)
-        self.best_epoch = tf.Variable(0, dtype=tf.int64, trainable=False)
-        self.wait = tf.Variable(0, dtype=tf.int64, trainable=False)
-        self.stopped = tf.Variable(False, trainable=False)
-        self.elapsed = tf.Variable(0.0, dtype=tf.float64, trainable=False)
-        self.history = tf.Variable("[]", trainable=False)
-        self.checkpoint = tf.train.Checkpoint(
-            model=model, optimizer=optimizer, epoch=self.epoch, best_val=self.best_val, best_epoch=self.best_epoch,
-            wait=self.wait, stopped=self.stopped, elapsed=self.elapsed, history=self.history,
-            rng=tf.random.get_global_generator(),
-        )
-        self.manager = tf.train.CheckpointManager(self.checkpoint, str(folder / "checkpoints"), max_to_keep=2)
-        self.best = tf.train.Checkpoint(model=model)
-        self.best_prefix = str(folder / "best" / "weights")
-        self.restored: str | None = None  # the checkpoint ``restore_latest`` loaded
-        self.log = log  # where warnings about unreadable checkpoints go
 
-    def restore_latest(self) -> bool:
-        """Load the newest readable per-epoch checkpoint (warning when the newest is not); False when there is none."""
-        self.restored = restore_newest_readable(self.checkpoint, self.manager.directory, self.log)
-        return self.restored is not None
+class RunFolder:
+    """The folder of one run, its settings file (``settings_file``, a JSON object) and what a failed start leaves."""
 
-    def save(self) -> None:
-        self.manager.save(checkpoint_number=int(self.epoch.numpy()))
+    def __init__(self, path: str | Path, settings_file: str, subfolders: Iterable[str] = ("checkpoints", "tensorboard"),
+                 stale: Iterable[str] = (), finished_is_final: bool = True, may_change: Iterable[str] = ()):
+        self.path = Path(path)
+        self.settings_path = self.path / settings_file
+        self.subfolders = tuple(subfolders)
+        self.stale = tuple(stale)
+        self.finished_is_final = finished_is_final
+        self.may_change = frozenset(may_change)
 
-    def save_best(self) -> None:
-        """Keep the current weights as the best epoch's (written before the epoch's checkpoint)."""
-        self.best.write(self.best_prefix)
+    def finished(self) -> bool:
+        return (self.path / "result.json").exists()
 
-    def restore_best(self) -> bool:
-        """Load the best epoch's weights into the model; False when none were kept."""
-        if int(self.best_epoch.numpy()) == 0 or not tf.io.gfile.exists(self.best_prefix + ".index"):
+    def holds_run(self) -> bool:
+        """A folder holds a run once it has a checkpoint or a result."""
+        return self.finished() or bool(checkpoint_prefixes(self.path / "checkpoints"))
+
+    def check(self, resume: bool, settings: Mapping[str, Any] | None = None) -> bool:
+        """Refuse what cannot work, writing nothing; True when there is a run to resume."""
+        for folder in (self.path, *(self.path / name for name in self.subfolders)):
+            problem = folder_write_problem(folder)
+            if problem:
+                raise UserInputError(f"cannot write to --output_dir {str(self.path)!r} ({problem}); "
+                                     f"choose a writable --output_dir")
+        if self.finished() and self.finished_is_final:
+            raise UserInputError(f"{self.path} already holds a finished run (result.json); "
+                                 f"choose another --output_dir or delete that folder to train again")
+        if not self.holds_run():
             return False
-        reason = unreadable_reason(self.best_prefix)
-        if reason is not None:
-            self.log(f"warning: the best epoch's weights ({self.best_prefix}) cannot be read ({reason}); "
-                      f"keeping the last epoch's weights")
-            return False
-        self.best.read(self.best_prefix).assert_existing_objects_matched()
+        if not resume:
+            state = "a finished run (result.json)" if self.finished() else "an unfinished run"
+            raise UserInputError(f"{self.path} already holds {state}; pass --resume to continue it, or {START_OVER}")
+        if settings is not None:
+            self.check_settings(settings)
         return True
 
-    def get_history(self) -> list[dict[str, float]]:
-        return json.loads(self.history.numpy().decode())
+    def saved_settings(self) -> dict[str, Any] | None:
+        """The settings file of the run in this folder; None when there is none."""
+        if not self.settings_path.exists():
+            return None
+        try:
+            saved = json.loads(self.settings_path.read_text())
+        except (OSError, ValueError):
+            saved = None
+        if not isinstance(saved, dict):
+            raise UserInputError(f"{self.settings_path} is damaged, so the settings of that run are unknown; "
+                                 f"{START_OVER}")
+        return saved
 
-
-def prepare_output_dir(folder: Path, identity: dict[str, Any], resume: bool, log: Callable[[str], None],
-                       provenance: dict[str, Any] | None = None) -> bool:
-    """Check the output folder and claim it; True when there is a checkpoint to resume from.
-
-    Refuses an unwritable folder, a finished run, an unfinished run without ``resume`` and a
-    resume whose settings differ, each with a message saying what to do.
-    """
-    resuming = check_output_dir(folder, identity, resume)
-    claim_output_dir(folder, identity, resuming, resume, log, provenance)
-    return resuming
-
-
-def check_output_dir(folder: Path, identity: dict[str, Any], resume: bool) -> bool:
-    """The refusals of ``prepare_output_dir``, writing nothing; True when there is a checkpoint to resume from.
-
-    Only a checkpoint or a result makes a run: a start that failed before its first checkpoint
-    (run_config.json and INCOMPLETE written, say) leaves nothing worth keeping, so the corrected
-    command just starts again.
-    """
-    for path in (folder, folder / "checkpoints", folder / "best", folder / "tensorboard"):
-        problem = folder_write_problem(path)
-        if problem:
-            raise UserInputError(f"cannot write to output folder {str(folder)!r} ({problem}); "
-                                 f"choose a writable --output_dir")
-    if (folder / "result.json").exists():
-        raise UserInputError(f"{folder} already holds a finished run (result.json); "
-                             f"choose another --output_dir or delete that folder to train again")
-    has_run = bool(checkpoint_prefixes(folder / "checkpoints"))
-    if has_run and not resume:
-        raise UserInputError(f"{folder} holds an unfinished run; pass --resume to continue it, "
-                             f"or choose another --output_dir (or delete that folder) to start over")
-    config_file = folder / "run_config.json"
-    if has_run and config_file.exists():
-        saved = _saved_identity(config_file)
-        diff = [f"{k}: {saved.get(k)!r} there, {v!r} now" for k, v in identity.items() if saved.get(k) != v]
+    def check_settings(self, settings: Mapping[str, Any]) -> None:
+        """A resume keeps every setting that defines the run (``may_change`` aside)."""
+        saved = self.saved_settings()
+        if saved is None:
+            return
+        diff = changed_settings({k: saved.get(k) for k in settings}, settings, self.may_change | PROVENANCE)
         if diff:
-            raise UserInputError(f"cannot resume the run in {folder} with different settings ({'; '.join(diff)}); "
-                                 f"use the original settings, or choose another --output_dir (or delete that "
-                                 f"folder) to start over")
-    return has_run
+            raise UserInputError(f"cannot resume the run in {self.path} with different settings ({'; '.join(diff)}); "
+                                 f"use the original settings, or {START_OVER}")
 
-
-def _saved_identity(config_file: Path) -> dict[str, Any]:
-    try:
-        saved = json.loads(config_file.read_text()).get("identity", {})
-    except (OSError, ValueError, AttributeError):
-        raise UserInputError(f"{config_file} is damaged, so the settings of that run are unknown; delete the "
-                             f"folder (or choose another --output_dir) to start over") from None
-    return saved if isinstance(saved, dict) else {}
-
-
-def claim_output_dir(folder: Path, identity: dict[str, Any], resuming: bool, resume: bool,
-                     log: Callable[[str], None], provenance: dict[str, Any] | None = None) -> None:
-    """Create the folder and prove it writable; a new run also clears a failed start's leftovers and marks itself."""
-    try:
-        folder.mkdir(parents=True, exist_ok=True)
-        with tempfile.TemporaryFile(dir=folder):
-            pass
-    except OSError as err:
-        raise UserInputError(f"cannot write to output folder {str(folder)!r} ({err.strerror or err}); "
-                             f"choose a writable --output_dir") from None
-    if resuming:
-        return
-    if resume:
-        log(f"nothing to resume in {folder}; starting a new run")
-    config_file = folder / "run_config.json"
-    if config_file.exists() or (folder / INCOMPLETE).exists():  # ours, from a start that never checkpointed
-        for stale in (folder / "tensorboard").glob("events.out.tfevents.*"):
-            stale.unlink()
-    (folder / INCOMPLETE).write_text("This run has not finished: result.json is written only at the very end.\n"
-                                     "Continue it with the same command plus --resume.\n")
-    write_json_atomic(config_file, {"identity": identity, **run_record(identity["seed"], **(provenance or {}))})
-    return False
+    def claim(self, settings: Mapping[str, Any], resuming: bool, resume: bool, log: Callable[[str], None],
+              marker: bool = False) -> None:
+        """Create the folder and prove it writable; then, for a resumed run, check its settings; for a new run,
+        clear a failed start's leftovers, write the settings and (``marker``) mark the run ``INCOMPLETE``."""
+        try:
+            self.path.mkdir(parents=True, exist_ok=True)
+            with tempfile.TemporaryFile(dir=self.path):
+                pass
+        except OSError as err:
+            raise UserInputError(f"cannot write to --output_dir {str(self.path)!r} ({err.strerror or err}); "
+                                 f"choose a writable --output_dir") from None
+        if resuming:
+            self.check_settings(settings)
+        else:
+            if resume:
+                log(f"nothing to resume in {self.path}; starting a new run")
+            for pattern in self.stale:
+                for path in self.path.glob(pattern):
+                    path.unlink()
+            if marker:
+                (self.path / INCOMPLETE).write_text("This run has not finished: result.json is written only at the "
+                                                    "very end.\nContinue it with the same command plus --resume.\n")
+        write_json_atomic(self.settings_path, dict(settings))

@@ -48,11 +48,12 @@ from qnas.models import arch_bits, build_model
 from qnas.parent import Parent, probe_batch
 from qnas.progress import Console
 from qnas.records import run_record, write_json_atomic
-from qnas.run_folder import INCOMPLETE, TrainState, check_output_dir, claim_output_dir
+from qnas.run_folder import INCOMPLETE, RunFolder
 from qnas.seeding import seed_everything
 from qnas.space import SearchSpace
 from qnas.spaces import get_space
 from qnas.tensorboard_logging import RunLogger
+from qnas.train_state import TrainState
 from qnas.user_parent import resolve_parent
 from qnas.validation import DataNeeds, check_num_classes, check_seed, conv_min_side
 from qnas.warmstart import init_from_parent
@@ -204,7 +205,9 @@ def train_architecture(config: TrainConfig, log: Callable[[str], None] | None = 
     space = get_space(config.space)
     arch = parse_arch(config.arch, space)
     folder = Path(config.output_dir) if config.output_dir else default_output_dir(config, arch)
-    resuming = check_output_dir(folder, config.identity(arch), config.resume)  # reads only
+    run_folder = RunFolder(folder, "run_config.json", subfolders=("checkpoints", "best", "tensorboard"),
+                           stale=("tensorboard/events.out.tfevents.*",))
+    resuming = run_folder.check(config.resume, {"identity": config.identity(arch)})  # reads only
     use_parent = config.init == "parent"
     if use_parent and not config.parent and not resuming and folder_write_problem(config.cache_dir):
         raise UserInputError(f"cannot write the float parent to --cache_dir {config.cache_dir}: "
@@ -217,7 +220,8 @@ def train_architecture(config: TrainConfig, log: Callable[[str], None] | None = 
     init_parent = None
     if use_parent and not resuming:  # loaded and checked before the folder is claimed
         init_parent = _load_init_parent(space, data, config, log)
-    claim_output_dir(folder, config.identity(arch), resuming, config.resume, log, provenance)
+    run_folder.claim({"identity": config.identity(arch), **run_record(config.seed, **provenance)}, resuming,
+                     config.resume, log, marker=True)
 
     seed_everything(config.seed)
     tf.random.set_global_generator(tf.random.Generator.from_seed(config.seed))  # checkpointed with the rest

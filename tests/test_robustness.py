@@ -275,7 +275,7 @@ def test_unwritable_output_and_checkpoint_folders_are_refused_before_training(go
     out = tmp_path / "t"
     out.mkdir()
     (out / "checkpoints").write_text("a file where the checkpoint folder goes")
-    refused(capsys, train_arc.main(train_argv(good, out)), "cannot write to output folder", "is a file")
+    refused(capsys, train_arc.main(train_argv(good, out)), "cannot write to --output_dir", "is a file")
     assert not (out / "run_config.json").exists()
     s_out = tmp_path / "s"
     s_out.mkdir()

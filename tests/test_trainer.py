@@ -226,7 +226,7 @@ def test_unwritable_output_folder_is_refused(tmp_path, data_file, capsys):
     blocker.write_text("not a folder")
     argv = ["-fixed_arc", "8 1", "--data", str(data_file), "--output_dir", str(blocker / "out")]
     assert train_arc.main(argv) == 2
-    assert "cannot write to output folder" in capsys.readouterr().err
+    assert "cannot write to --output_dir" in capsys.readouterr().err
 
 
 def test_finished_run_and_changed_settings_are_refused(cli_run, data_file, tmp_path):
