@@ -52,7 +52,7 @@ class SearchConfig:
     batch_size: int = 100
     child_steps: int = 72  # shared-weight minibatches per epoch; 0: one pass over the training split
     show_size: int = 1000  # validation images that score "Here are 10 architectures"
-    supernet_step: str = "auto"  # eager slicing, one compiled trace, or auto (compiled where a GPU is visible)
+    supernet_step: str = "auto"  # one compiled trace for every child (auto), or eager slicing
     learning_rate: float = 2e-3
     child_sampling: str = "uniform"
     controller_steps: int = 5
