@@ -46,7 +46,8 @@ from enas.space import SearchSpace
 from quantize.types import LAYER_TYPES
 
 PRECISIONS = ("binary", "int8", "float32")
-BINARY_GAIN = 4096.0  # binary input on an int8 layer: |y| < 1/gain rounds to 0 instead of +-1 (a 1e-4 fraction)
+BINARY_GAIN = 4096.0  # binary edge's gain while calibrating (the export picks one per channel: ``_binary_edge``)
+BINARY_SPAN = 4.0  # output units between the two accumulator values next to a binary decision (so +-2 around it)
 # Kernel grids that int8 holds exactly: (unit, most integers per unit). A binary or ternary weight is
 # +-1 unit; int2 weights are odd multiples of 1/3 (up to 3 units), int4 odd multiples of 1/15 (up to 15).
 KERNEL_UNITS = {1: (1.0, 127), 2: (1.0, 127), 3: (1.0 / 3.0, 42), 4: (1.0 / 15.0, 8)}
@@ -142,8 +143,10 @@ class Edge:
     gain: float = 1.0
     offset: float = 0.0
     fq: tuple[float, float] | str | None = None
-    post: str | None = None  # "sign" | "ternary"
+    post: str | None = None  # "sign" | "ternary" | "dorefa": a quantizer computed in float
     threshold: float = 0.0  # of a float ternary post
+    binary: bool = False  # a sign taken from an int8 tensor: the producer places it exactly (``_binary_edge``)
+    levels: float = 0.0  # of a float DoReFa post
 
 
 def consumer_edge(type_code: int | None, consumer: str, producer: str, params: dict[str, float]) -> Edge:
@@ -154,10 +157,10 @@ def consumer_edge(type_code: int | None, consumer: str, producer: str, params: d
         return Edge(pre="relu", fq="calibrate" if int8_tensor else None)
     if name == "binary":
         if consumer == "int8":
-            return Edge(pre="clip", gain=BINARY_GAIN, offset=0.5, fq=(-128.0, 127.0))
+            return Edge(pre="clip", gain=BINARY_GAIN, offset=0.5, fq=(-128.0, 127.0), binary=True)
         post = None if consumer == "binary" else "sign"  # a binary layer applies the sign itself
         if producer == "int8":  # LCE binarizes an int8 tensor by its sign: make 0 impossible first
-            return Edge(pre="clip", gain=BINARY_GAIN, offset=0.5, fq=(-128.0, 127.0), post=post)
+            return Edge(pre="clip", gain=BINARY_GAIN, offset=0.5, fq=(-128.0, 127.0), post=post, binary=True)
         return Edge(post=post)
     if name == "ternary":
         gain = 1.0 / (2.0 * params["threshold"])
@@ -166,7 +169,7 @@ def consumer_edge(type_code: int | None, consumer: str, producer: str, params: d
         return Edge(post="ternary", threshold=params["threshold"])
     levels = params["levels"]
     if not int8_tensor:
-        raise ValueError(f"{name} inputs between two non-int8 layers are not supported by any target")
+        return Edge(post="dorefa", levels=levels)
     return Edge(pre="relu", fq=(-(255.0 - levels) / levels, 1.0))
 
 
@@ -241,15 +244,22 @@ class DeployGraph:
                 x = tf.nn.max_pool2d(x, 2, 2, "VALID")
         if layers:
             x = self._after_pool(x, self.head_edge, "head_in")
-        else:
-            x = tf.nn.relu(x)
+        elif folded.head_precision == "int8":  # the head alone (a latency baseline): its input is the features
+            lo, hi = self.input_range
+            x = tf.quantization.fake_quant_with_min_max_args(x, min=lo, max=hi, num_bits=8)
         return self._head(x)
 
     def _linear(self, x: tf.Tensor, layer: HiddenLayer, out: Edge) -> tf.Tensor:
         """The layer's product with its kernel, BatchNorm and the next edge's gain/offset folded in."""
         factor = layer.scale * out.gain
+        bias = layer.shift * out.gain + out.offset
+        placed = self._binary_edge(layer) if out.binary else None
+        if placed is not None:
+            gain, shift = placed
+            factor, bias = layer.scale * gain, shift * gain
+        else:
+            bias = self._file_bias(layer, factor, bias, out)
         kernel = layer.kernel * factor  # broadcasts over the last (output channel) axis
-        bias = self._file_bias(layer, factor, layer.shift * out.gain + out.offset, out)
         bias = tf.constant(bias.astype(np.float32))
         if layer.kind == "dense" and layer.precision == "float32":
             return tf.nn.bias_add(tf.matmul(x, tf.constant(kernel.astype(np.float32))), bias)
@@ -305,6 +315,35 @@ class DeployGraph:
         unit, n_max = KERNEL_UNITS[layer.type_code]
         return snap_bias(bias, np.abs(factor) * unit / n_max * s_in, n_max, boundaries)
 
+    def _binary_edge(self, layer: HiddenLayer) -> tuple[np.ndarray, np.ndarray] | None:
+        """Per-channel gain and (pre-gain) shift that make an int8 layer's output carry exactly Keras's sign.
+
+        The layer's output ``y = delta * acc + shift`` only takes accumulator values on a lattice (step
+        ``n``; every integer for kernels that are rounded anyway). Keras's sign flips at ``acc = t``;
+        with ``U`` the first lattice value at or above ``t``, the shift is moved so ``y = 0`` falls half
+        way between ``U - n`` and ``U``, and the gain puts those two values ``BINARY_SPAN`` output steps
+        apart. After clipping to [-1, 1] every reachable value is then +-1 with Keras's sign, far from
+        any rounding of the file (which a fixed gain and offset cannot promise: they leave a window
+        of values that round to 0).
+        """
+        if layer.precision != "int8" or self._calibrating:
+            return None
+        s_in = self._input_scale(layer.index)
+        if s_in is None:
+            return None
+        a = np.abs(layer.scale)
+        if layer.type_code in KERNEL_UNITS:
+            unit, n = KERNEL_UNITS[layer.type_code]
+            delta = s_in * a * unit / n
+        else:  # the kernel is rounded to 127 steps of its channel's max: every integer accumulator is reachable
+            n = 1
+            delta = s_in * np.abs(layer.kernel * layer.scale).reshape(-1, layer.kernel.shape[-1]).max(axis=0) / 127.0
+        delta = np.maximum(delta, EPS)
+        upper = n * np.ceil(-layer.shift / delta / n)
+        shift = -delta * (upper - n / 2.0)
+        gain = BINARY_SPAN / (delta * n)
+        return gain, shift
+
     def _input_scale(self, index: int) -> float | None:
         """The 8-bit step of layer ``index``'s input tensor (None when it is not int8 or not calibrated)."""
         edge = self.edges[index]
@@ -350,6 +389,8 @@ class DeployGraph:
             return _ste_sign(x)
         if edge.post == "ternary":
             return _ternary(x, edge.threshold)
+        if edge.post == "dorefa":
+            return tf.round(tf.clip_by_value(x, 0.0, 1.0) * edge.levels) / edge.levels
         return x
 
     def _calibrated(self, x: tf.Tensor, name: str) -> tf.Tensor:
