@@ -4,7 +4,8 @@
 
 Prints larq's summary, one line per epoch, then test accuracy, size (KiB and ratio to the float
 parent), MACs, parameters and wall time. The output folder gets model.keras, result.json,
-TensorBoard logs, checkpoints and (with Larq Compute Engine installed) model.tflite.
+TensorBoard logs, checkpoints and model.tflite for the deployment target (--target), with its real
+bytes beside the predicted ones, its agreement with Keras on the test images and its latency.
 Ctrl-C keeps the last epoch's checkpoint; the same command plus --resume continues the run.
 """
 from __future__ import annotations
@@ -18,7 +19,8 @@ os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
 from qnas.parent_flags import add_parent_flags
 
-SPACE_NAMES = ("mlp", "conv")  # qnas.space.SPACES; listed here so --help needs no TensorFlow
+SPACE_NAMES = ("mlp", "conv")  # qnas.spaces' registry; listed here so --help needs no TensorFlow
+TARGET_NAMES = ("lce", "tflite_int8", "bits")  # qnas.targets' registry, likewise
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -57,8 +59,13 @@ def build_parser() -> argparse.ArgumentParser:
                         help="output folder (default: runs/train_arc/<space>-<arch>-<data>-seed<S>)")
     parser.add_argument("--resume", action="store_true",
                         help="continue the interrupted run in the output folder from its last checkpoint")
+    parser.add_argument("--target", metavar="NAME",
+                        help=f"deployment target of model.tflite: {', '.join(TARGET_NAMES)} (lce: Larq Compute Engine, "
+                             "bit-packed binary layers; tflite_int8: full-integer TFLite, as TFLite Micro runs it; "
+                             "bits: the theoretical count, no file) (default: the best installed, lce else tflite_int8; "
+                             "printed at the start)")
     parser.add_argument("--no_tflite", dest="tflite", action="store_false",
-                        help="skip the TFLite export (done through Larq Compute Engine when it is installed)")
+                        help="skip the export (the target's predicted bytes are still recorded)")
     return parser
 
 
@@ -79,6 +86,7 @@ def main(argv: list[str] | None = None) -> int:
         max_epochs=args.max_epochs, batch_size=args.batch_size, seed=args.seed, output_dir=args.output_dir,
         resume=args.resume, init=args.init, lr=args.lr, patience=args.patience, cache_dir=args.cache_dir,
         tflite=args.tflite, parent=args.parent, parent_layout=args.parent_layout, num_classes=args.num_classes,
+        target=args.target,
     )
     try:
         result = train_architecture(config, command=shlex.join(["python", "train_arc.py", *argv]))

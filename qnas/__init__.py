@@ -1,4 +1,5 @@
-"""The shared core both searches build on: data, spaces and architectures, models, objectives, parents, training.
+"""The shared core both searches build on: data, spaces and architectures, models, objectives, parents, training,
+deployment targets.
 
 Nothing here imports ``enas`` or ``ecomp_tf`` (README, "How the code is laid out").
 """

@@ -14,7 +14,7 @@ A run lives in one output folder::
     best/               the weights of the best epoch so far
     tensorboard/        per-epoch scalars, the architecture as text, hparams
     model.keras         the trained model (reload with ``qnas.export.load_model``)
-    model.tflite        through Larq Compute Engine, when it is installed
+    model.tflite        the deployment target's file (``qnas.targets``; default: Larq Compute Engine when installed)
     result.json         metrics, sizes, provenance: written atomically, at the very end
 
 Resuming is exact: the data order of epoch ``e`` is a pure function of ``(seed, e)``, the learning
@@ -42,7 +42,7 @@ from qnas.batchnorm_calibration import BatchNormCalibrator
 from qnas.checkpoints import folder_write_problem
 from qnas.data import Dataset, load_dataset
 from qnas.errors import UserInputError
-from qnas.export import TfliteExport, export_tflite, load_model, save_model, tflite_predict
+from qnas.export import load_model, save_model
 from qnas.interrupt import StopRequest
 from qnas.models import arch_bits, build_model
 from qnas.parent import Parent, probe_batch
@@ -52,6 +52,7 @@ from qnas.run_folder import INCOMPLETE, RunFolder
 from qnas.seeding import seed_everything
 from qnas.space import SearchSpace
 from qnas.spaces import get_space
+from qnas.targets.deploy import deploy_model, format_deploy, resolve_target
 from qnas.tensorboard_logging import RunLogger
 from qnas.train_state import TrainState
 from qnas.user_parent import resolve_parent
@@ -63,7 +64,7 @@ INIT_CHOICES = ("random", "parent")
 # Settings that change the result: a resumed run must use the same ones.
 RESUME_KEYS = ("arch", "space", "dataset", "data_path", "max_epochs", "batch_size", "seed", "init",
                "lr", "warmup_epochs", "patience", "val_fraction", "parent", "num_classes")
-CHECK_SAMPLES = 256  # test images used to check the reloaded and the TFLite model
+CHECK_SAMPLES = 256  # test images used to check the reloaded model (the deployed file is checked on all)
 BN_CALIBRATION_SAMPLES = 2000  # training images whose batch statistics become BatchNorm's moving statistics
 
 
@@ -87,6 +88,7 @@ class TrainConfig:
     val_fraction: float = 0.1
     cache_dir: str = "cache"
     tflite: bool = True
+    target: str | None = None  # deployment target of model.tflite (None: the best installed; see qnas.targets)
     parent: str | None = None  # a user's trained model to start from (implies init="parent")
     parent_layout: str = "in_out"
     num_classes: int | None = None  # None: the largest label + 1
@@ -202,6 +204,8 @@ def train_architecture(config: TrainConfig, log: Callable[[str], None] | None = 
     progress = sys.stdout.isatty() if progress is None else progress
     started = time.time()
     config.validate()
+    target = resolve_target(config.target)  # an unknown or uninstalled target fails here, before any work
+    config.target = target.name
     space = get_space(config.space)
     arch = parse_arch(config.arch, space)
     folder = Path(config.output_dir) if config.output_dir else default_output_dir(config, arch)
@@ -234,6 +238,7 @@ def train_architecture(config: TrainConfig, log: Callable[[str], None] | None = 
     state = TrainState(model, optimizer, folder, log=log)
     parent_info = None
     log(f"train_arc: {arch.to_string()} ({arch.readable()}) in space {space.name}; {data.describe()}")
+    log(f"deployment target: {target.name} ({target.description})")
     lq.models.summary(model, print_fn=log)
     if resuming and state.restore_latest():
         log(f"resuming from {state.restored} (epoch {int(state.epoch.numpy())})")
@@ -334,12 +339,11 @@ def _finish(model, state: TrainState, tb: RunLogger, space: SearchSpace, arch: A
 
     model_path = save_model(model, folder / "model.keras")
     reload_diff = float(np.max(np.abs(load_model(model_path).predict(sample, verbose=0) - expected)))
-    tflite = export_tflite(model, folder / "model.tflite") if config.tflite else TfliteExport(None, "turned off")
-    tflite_info: dict[str, Any] = tflite.as_dict()
-    if tflite.path is not None:
-        lite = tflite_predict(tflite.path, sample)
-        tflite_info["argmax_agreement"] = float(np.mean(lite.argmax(1) == expected.argmax(1)))
-        tflite_info["bytes"] = tflite.path.stat().st_size
+    deploy = deploy_model(model, space, arch, config.target, folder, data.x_train, data.x_test, log,
+                          export=config.tflite)
+    tflite_path = folder / deploy["path"] if deploy["path"] else None
+    tflite_info: dict[str, Any] = {"path": str(tflite_path) if tflite_path else None, "skipped": deploy.get("skipped"),
+                                   "bytes": deploy["bytes"], "argmax_agreement": deploy["top1_agreement"]}
 
     parent_arch = space.parent_arch()
     size = SizeReport(arch_bits(space, arch, data.input_shape, data.num_classes),
@@ -361,8 +365,8 @@ def _finish(model, state: TrainState, tb: RunLogger, space: SearchSpace, arch: A
         "wall_seconds_this_process": round(time.time() - started, 1),
         "config": asdict(config), "init_parent": parent_info,
         "files": {"model": model_path.name, "tensorboard": "tensorboard", "checkpoints": "checkpoints",
-                  "tflite": tflite.path.name if tflite.path else None},
-        "reload_max_abs_diff": reload_diff, "tflite": tflite_info, "history": history,
+                  "tflite": deploy["path"]},
+        "reload_max_abs_diff": reload_diff, "tflite": tflite_info, "deploy": deploy, "history": history,
         **run_record(config.seed, **provenance),
     }
     tb.final(int(state.epoch.numpy()), {"test_accuracy": metrics["test_accuracy"], "test_loss": metrics["test_loss"],
@@ -372,8 +376,8 @@ def _finish(model, state: TrainState, tb: RunLogger, space: SearchSpace, arch: A
     (folder / INCOMPLETE).unlink(missing_ok=True)
     files = {"model": str(model_path), "result": str(folder / "result.json"),
              "tensorboard": str(folder / "tensorboard")}
-    if tflite.path is not None:
-        files["tflite"] = str(tflite.path)
+    if tflite_path is not None:
+        files["tflite"] = str(tflite_path)
     return TrainResult(model=model, record=record, output_dir=folder, files=files)
 
 
@@ -407,7 +411,6 @@ def format_result(result: TrainResult) -> str:
     ]
     if tflite.get("skipped"):
         lines.append(f"tflite         skipped: {tflite['skipped']}")
-    elif tflite.get("path"):
-        lines.append(f"tflite         {tflite['bytes']:,} bytes; top-1 agrees with Keras on "
-                     f"{100 * tflite['argmax_agreement']:.1f}% of {CHECK_SAMPLES} test images")
+    if "deploy" in r:
+        lines.append(format_deploy(r["deploy"]))
     return "\n".join(lines)
