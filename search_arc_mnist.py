@@ -36,6 +36,11 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--reward_weights", default="1,0.05,0.5",
                    help="w_acc,w_sim,w_size of reward = w_acc*acc - w_sim*similarity + w_size*(1 - size_ratio) "
                         "(default %(default)s)")
+    p.add_argument("--target", metavar="NAME",
+                   help="deployment target whose file size is the size the reward, --max_kib and every printed KiB "
+                        "use: lce (Larq Compute Engine), tflite_int8 (full-integer TFLite, as TFLite Micro runs it) or "
+                        "bits (the theoretical count) (default: the best installed, lce else tflite_int8; printed). "
+                        "Without --types the search keeps the types that are smaller on the target")
     p.add_argument("--max_kib", type=float,
                    help="size budget: architectures above it are penalised and never picked (default: none)")
     p.add_argument("--max_minutes", type=float,

@@ -16,7 +16,7 @@ from qnas.data import Dataset
 from qnas.evaluation import Evaluator, Terms
 from qnas.objective import Objective
 from qnas.similarity import TSNELoss
-from quantize.size import BITS_PER_KIB
+from qnas.targets.pricing import SizePricer
 
 
 def probe_perplexity(num_points: int, preferred: float = 30.0) -> float:
@@ -32,10 +32,10 @@ def matching_depths(num_child: int, num_parent: int) -> list[int]:
 class SharedWeightEvaluator(Evaluator):
     """Turns architectures into their reward terms, using the supernet in inference mode."""
 
-    def __init__(self, supernet: Supernet, data: Dataset, parent_embeddings: list[np.ndarray], parent_bits: int,
+    def __init__(self, supernet: Supernet, data: Dataset, parent_embeddings: list[np.ndarray], size: SizePricer,
                  x_probe: np.ndarray, x_calib: np.ndarray, objective: Objective):
         self.supernet, self.data, self.objective = supernet, data, objective
-        self.parent_bits = parent_bits
+        self.size = size  # the deployment target's predicted bytes, the parent's included
         self.x_probe, self.x_calib = x_probe, x_calib
         self.perplexity = probe_perplexity(len(x_probe))
         self.similarity = [TSNELoss(e.reshape(len(e), -1), perplexity=self.perplexity) for e in parent_embeddings]
@@ -47,9 +47,6 @@ class SharedWeightEvaluator(Evaluator):
         """Forget calibrations and similarities: the shared weights were updated."""
         self._stats.clear()
         self._similarity.clear()
-
-    def bits(self, arch: Architecture) -> int:
-        return self.supernet.space.bits(arch, self.data.input_shape, self.data.num_classes)
 
     def evaluate(self, archs: Sequence[Architecture], x: np.ndarray, y: np.ndarray) -> list[Terms]:
         return [self._evaluate(arch, x, y) for arch in archs]
@@ -64,8 +61,8 @@ class SharedWeightEvaluator(Evaluator):
         if probe is not None:
             self._similarity[key] = float(sum(
                 loss(result.embeddings[d]) for loss, d in zip(self.similarity, self.depths)))
-        bits = self.bits(arch)
-        terms = self.objective.terms(result.accuracy, self._similarity[key], bits / self.parent_bits,
-                                     bits / BITS_PER_KIB)
+        size = self.size.bytes(arch)
+        terms = self.objective.terms(result.accuracy, self._similarity[key], size / self.size.parent_bytes,
+                                     size / 1024)
         terms["val_loss"] = result.loss
         return terms

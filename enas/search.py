@@ -39,6 +39,8 @@ from qnas.objective import Objective, ObjectiveWeights
 from qnas.parent import Parent, probe_batch
 from qnas.records import run_record, write_json_atomic
 from qnas.space import SearchSpace
+from qnas.targets import get_target
+from qnas.targets.pricing import SizePricer
 
 Log = Callable[[str], None]
 
@@ -52,6 +54,7 @@ class SearchConfig:
     batch_size: int = 100
     child_steps: int = 72  # shared-weight minibatches per epoch; 0: one pass over the training split
     show_size: int = 1000  # validation images that score "Here are 10 architectures"
+    target: str = "bits"  # deployment target whose predicted bytes are the size (qnas.targets)
     supernet_step: str = "auto"  # one compiled trace for every child (auto), or eager slicing
     learning_rate: float = 2e-3
     child_sampling: str = "uniform"
@@ -117,7 +120,9 @@ class Search:
         x_probe = probe_batch(data, config.probe_size, seed=config.seed)
         calib = np.random.default_rng([config.seed, 1]).choice(len(data.x_train), min(config.calib_size,
                                                                                        len(data.x_train)), replace=False)
-        self.evaluator = SharedWeightEvaluator(self.supernet, data, parent.embeddings(x_probe), parent.bits, x_probe,
+        self.size = SizePricer(get_target(config.target, require=False), space, data.input_shape, data.num_classes,
+                               parent)
+        self.evaluator = SharedWeightEvaluator(self.supernet, data, parent.embeddings(x_probe), self.size, x_probe,
                                                data.x_train[np.sort(calib)], config.objective)
         self.epoch = tf.Variable(0, dtype=tf.int64, trainable=False, name="epoch")
         self.ctrl_step = tf.Variable(0, dtype=tf.int64, trainable=False, name="ctrl_step")
@@ -341,5 +346,6 @@ def write_summary(search: Search, result: SearchResult, retrain_command: str, ex
         "candidates": [{"arch": a.to_string(), **t} for a, t in result.candidates],
         "strategies": {name: {"best_arch": r.best.to_string(), "best": r.best_terms}
                        for name, r in result.by_strategy.items()},
+        "target": search.config.target, "parent_bytes": search.size.parent_bytes,
         "config": search.config.to_dict(), "space": search.space.name, **extra, **run_record(search.config.seed),
     })

@@ -20,6 +20,7 @@ from qnas.run_folder import RunFolder
 from qnas.seeding import seed_everything
 from qnas.space import SearchSpace
 from qnas.spaces import get_space
+from qnas.targets.deploy import resolve_target
 from qnas.user_parent import hidden_linear_layers, resolve_parent
 from qnas.validation import (
     DataNeeds,
@@ -33,8 +34,10 @@ from qnas.validation import (
 from quantize.types import get_layer_type
 
 
-def space_from_args(args: argparse.Namespace, parent_depth: int | None = None) -> SearchSpace:
-    """The search space the flags ask for; its depth follows a user's parent unless --num_layers is set."""
+def space_from_args(args: argparse.Namespace, parent_depth: int | None = None,
+                    target_types: tuple[int, ...] | None = None) -> SearchSpace:
+    """The search space the flags ask for; its depth follows a user's parent unless --num_layers is set, and its
+    types are those worth searching on the deployment target unless --types is set."""
     space = get_space(args.space)
     widths = types = None
     if args.widths is not None:  # an empty value is refused below, not taken for the default
@@ -47,6 +50,7 @@ def space_from_args(args: argparse.Namespace, parent_depth: int | None = None) -
             types = tuple(get_layer_type(t.strip()).code for t in args.types.split(",") if t.strip())
         except ValueError as err:
             raise UserInputError(f"--types {args.types!r}: {err}") from None
+    types = types or (tuple(t for t in space.types if t in target_types) if target_types else None)
     return space.with_options(num_layers=args.num_layers or parent_depth, widths=widths, types=types)
 
 
@@ -77,6 +81,8 @@ def retrain_command(arch_string: str, args: argparse.Namespace) -> str:
     parts = ["python", "train_arc.py", "-fixed_arc", arch_string, "--space", args.space]
     parts += ["--data", args.data] if args.data else ["--dataset", args.dataset]
     parts += ["--seed", str(args.seed)]
+    if args.target:
+        parts += ["--target", args.target]
     return " ".join(shlex.quote(p) for p in parts)
 
 
@@ -88,13 +94,14 @@ def run_from_args(args: argparse.Namespace, argv: list[str]) -> int:
     console = Console()
     _log = console.line
     check_args(args)
-    planned = space_from_args(args)  # refuse bad space flags before loading anything
+    target = resolve_target(args.target)
+    planned = space_from_args(args, target_types=target.default_types())  # bad space flags refused before loading
     config = SearchConfig(strategy=args.strategy, epochs=args.epochs, batch_size=args.batch_size,
                           child_steps=args.child_steps, supernet_step=args.supernet_step,
                           learning_rate=args.lr, child_sampling=args.child_sampling,
                           controller_steps=args.controller_steps, controller_batch=args.controller_batch,
                           reward=ObjectiveWeights.parse(args.reward_weights), max_kib=args.max_kib,
-                          max_minutes=args.max_minutes, seed=args.seed)
+                          max_minutes=args.max_minutes, seed=args.seed, target=target.name)
     output_dir = Path(args.output_dir or f"runs/search/{args.space}-{args.strategy}-seed{args.seed}")
     folder = RunFolder(output_dir, "config.json", stale=("evaluations.jsonl", "state.json"), finished_is_final=False,
                        may_change=RESUMABLE_CHANGES)
@@ -108,7 +115,8 @@ def run_from_args(args: argparse.Namespace, argv: list[str]) -> int:
     _log(f"data: {data.describe()}")
     parent = resolve_parent(get_space(args.space), data, args.parent, emb_layer_names(args.emb_layers),
                             args.parent_layout, seed=args.seed, cache_dir=args.cache_dir, log=_log)
-    space = space_from_args(args, parent_depth=hidden_depth(parent.model) if args.parent else None)
+    space = space_from_args(args, parent_depth=hidden_depth(parent.model) if args.parent else None,
+                            target_types=target.default_types())
     if args.parent:
         check_image_side(data.input_shape, *_conv_side(space, space.num_layers))
     _log(f"parent: test accuracy {parent.test_accuracy:.4f}, {parent.bits / 8192:.1f} KiB ({parent.source})")
@@ -121,6 +129,8 @@ def run_from_args(args: argparse.Namespace, argv: list[str]) -> int:
         resuming, args.resume, _log)
     _log(f"output: {output_dir}")
     search = Search(space, data, parent, config, output_dir, log=_log, progress=console.status)
+    _log(f"target: {target.name} ({target.description}); sizes are its predicted bytes "
+         f"(parent {search.size.parent_bytes / 1024:.1f} KiB)")
     if resuming and not search.restore():
         _log(f"no checkpoint in {output_dir}: starting from the beginning")
     result = search.run()
