@@ -15,6 +15,7 @@ import sys
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
 
+from qnas.distribute_flags import add_distribute_flags
 from qnas.parent_flags import add_parent_flags
 
 DEFAULT_SPACE = "conv"
@@ -48,7 +49,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--batch_size", type=int, default=100, help="minibatch of the shared weights (default %(default)s)")
     p.add_argument("--supernet_step", default="auto", choices=["auto", "eager", "compiled"],
                    help="shared-weight step: eager slicing, one compiled tf.function for every child, or auto "
-                        "(compiled where a GPU is visible, eager on CPUs, where it measured faster; default %(default)s)")
+                        "(compiled where a GPU is visible or with --distribute, eager on CPUs, where it measured faster; "
+                        "default %(default)s)")
     p.add_argument("--child_steps", type=int, default=72,
                    help="shared-weight minibatches per epoch, whatever the data set's size; 0: one pass over the "
                         "training split (default %(default)s: one pass of the 7,200-image MNIST subset)")
@@ -60,6 +62,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--plot", action="store_true",
                    help="at the end, draw pareto.png: accuracy vs size of every architecture scored, front marked")
     p.add_argument("--resume", action="store_true", help="continue the run in --output_dir from its last checkpoint")
+    add_distribute_flags(p, "the supernet's shared weights (the controller and the scoring run on every worker alike)")
     return p
 
 

@@ -16,6 +16,7 @@ import sys
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
+from qnas.distribute_flags import add_distribute_flags
 from qnas.parent_flags import add_parent_flags
 
 SPACE_NAMES = ("mlp", "conv")  # qnas.space.SPACES; listed here so --help needs no TensorFlow
@@ -59,6 +60,7 @@ def build_parser() -> argparse.ArgumentParser:
                         help="continue the interrupted run in the output folder from its last checkpoint")
     parser.add_argument("--no_tflite", dest="tflite", action="store_false",
                         help="skip the TFLite export (done through Larq Compute Engine when it is installed)")
+    add_distribute_flags(parser, "the retrained model")
     return parser
 
 
@@ -79,6 +81,7 @@ def main(argv: list[str] | None = None) -> int:
         max_epochs=args.max_epochs, batch_size=args.batch_size, seed=args.seed, output_dir=args.output_dir,
         resume=args.resume, init=args.init, lr=args.lr, patience=args.patience, cache_dir=args.cache_dir,
         tflite=args.tflite, parent=args.parent, parent_layout=args.parent_layout, num_classes=args.num_classes,
+        distribute=args.distribute, replicas=args.replicas,
     )
     try:
         result = train_architecture(config, command=shlex.join(["python", "train_arc.py", *argv]))
@@ -92,6 +95,9 @@ def main(argv: list[str] | None = None) -> int:
         print(f"\ninterrupted before training started; to start again:\n  {resume_command(argv)}",
               file=sys.stderr, flush=True)
         return 130
+    if not result.record:  # a non-chief worker of a multi-worker run: the chief reports
+        print("train_arc: this worker's part is done; the chief wrote the result", flush=True)
+        return 0
     print(format_result(result), flush=True)
     return 0
 
