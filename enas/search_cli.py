@@ -66,6 +66,10 @@ def check_args(args: argparse.Namespace) -> None:
         raise UserInputError(f"--num_layers must be between 1 and 16, got {args.num_layers}")
     check_positive_number(args.lr, "--lr")
     check_distribute_flags(args.distribute, args.replicas)
+    if args.distribute == "multi_worker" and args.max_minutes is not None:
+        raise UserInputError("--max_minutes cannot be used with --distribute multi_worker: each worker's clock would "
+                             "decide alone, and workers that stop at different epochs wait for each other forever; "
+                             "bound the run with --epochs")
     if args.distribute != "none" and args.supernet_step == "eager":
         raise UserInputError("--distribute runs the compiled shared-weight step on every replica; drop --supernet_step "
                              "eager (auto compiles when distributed)")

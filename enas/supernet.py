@@ -22,6 +22,11 @@ quantizer and normalisation are picked by ``tf.switch_case``. The optimizer then
 child's variables, as the eager step does, so both give the same weights within float tolerance
 (tested). ``step="auto"`` compiles where a GPU is visible and stays eager on CPUs, where eager slicing
 measured faster (BENCHMARKS.md, "compiled supernet step").
+
+Built inside a ``tf.distribute`` strategy's scope (``--distribute``), the supernet's variables and
+optimizer are mirrored and every step is the compiled one, run data-parallel by
+``qnas.distribute.data_parallel_grads``: BatchNorm statistics and gradients are reduced over the whole
+minibatch, so the weights match the one-device step's (tested), and only the child's variables move.
 """
 from __future__ import annotations
 

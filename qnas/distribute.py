@@ -84,7 +84,7 @@ def parse_tf_config(text: str | None) -> ClusterTask:
         spec = json.loads(text)
     except ValueError as err:
         raise _tf_config_error(f"TF_CONFIG is not valid JSON ({err})") from None
-    if not isinstance(spec, dict) or not isinstance(spec.get("cluster"), dict) or not isinstance(spec.get("task"), dict):
+    if not (isinstance(spec, dict) and isinstance(spec.get("cluster"), dict) and isinstance(spec.get("task"), dict)):
         raise _tf_config_error("TF_CONFIG must be a JSON object with a \"cluster\" object and a \"task\" object")
     cluster = spec["cluster"]
     unknown = sorted(set(cluster) - set(CLUSTER_ROLES))

@@ -310,8 +310,8 @@ def run_from_args(args: argparse.Namespace, command: str,
             args.data, args.dataset = found.data_path, found.dataset
         args.seed = found.seed if args.seed is None else args.seed
     base = make_config(args, archs[0])
-    root = Path(args.output_dir) if args.output_dir else (
-        Path("runs") / "finalists" / (name or f"{base.space}-{Path(base.data_path or base.dataset).stem}-seed{base.seed}"))
+    name = name or f"{base.space}-{Path(base.data_path or base.dataset).stem}-seed{base.seed}"
+    root = Path(args.output_dir) if args.output_dir else Path("runs") / "finalists" / name
     rows = retrain_finalists(replace(base, output_dir=None), archs, root, args.jobs, log, command)
     log(format_table(rows))
     log(f"table saved to {root / 'finalists.json'}")

@@ -93,6 +93,8 @@ def test_bad_distribute_flags_stop_both_clis_with_a_message(data_file, tmp_path,
     assert search_arc_mnist.main([*common, "--distribute", "mirrored", "--replicas", "2", "--supernet_step",
                                   "eager"]) == 2
     assert "drop --supernet_step eager" in capsys.readouterr().err
+    assert search_arc_mnist.main([*common, "--distribute", "multi_worker", "--max_minutes", "5"]) == 2
+    assert "bound the run with --epochs" in capsys.readouterr().err
     assert not (tmp_path / "o").exists()
 
 
@@ -145,7 +147,7 @@ def test_two_replica_step_gives_the_one_replica_weights_and_mirrored_train_arc_r
                 for copy in dist.strategy.experimental_local_results(w):   # in near-zero gradients into ~1e-5
                     np.testing.assert_allclose(v.numpy(), copy.numpy(), atol=1e-4)
             assert int(two.optimizer.iterations.numpy()) == 4
-        result = train_architecture(TrainConfig(arch="12 1 8 2", data_path={str(data_file)!r}, max_epochs=2,
+        result = train_architecture(TrainConfig(arch="12 1 8 2", data_path={str(data_file)!r}, max_epochs=1,
                                                 batch_size=32, seed=3, output_dir={str(tmp_path / "mirrored")!r},
                                                 tflite=False, distribute="mirrored", replicas=2), log=print)
         assert result.record["config"]["distribute"] == "mirrored"
@@ -154,7 +156,7 @@ def test_two_replica_step_gives_the_one_replica_weights_and_mirrored_train_arc_r
     assert done.returncode == 0 and "ALL OK" in done.stdout, done.stdout[-3000:] + done.stderr[-3000:]
     assert "mirrored over 2 replica(s)" in done.stdout
     record = json.loads((tmp_path / "mirrored" / "result.json").read_text())
-    assert record["metrics"]["epochs_run"] == 2 and (tmp_path / "mirrored" / "model.keras").exists()
+    assert record["metrics"]["epochs_run"] == 1 and (tmp_path / "mirrored" / "model.keras").exists()
 
 
 def test_two_worker_train_arc_run_finishes_and_only_the_chief_writes(data_file, tmp_path):
