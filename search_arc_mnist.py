@@ -15,6 +15,7 @@ import sys
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
 
+from qnas.distribute_flags import add_distribute_flags
 from qnas.parent_flags import add_parent_flags
 
 DEFAULT_SPACE = "conv"
@@ -53,7 +54,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--batch_size", type=int, default=100, help="minibatch of the shared weights (default %(default)s)")
     p.add_argument("--supernet_step", default="auto", choices=["auto", "eager", "compiled"],
                    help="shared-weight step: one compiled tf.function for every child (auto, compiled) or eager "
-                        "slicing (default %(default)s: compiled, about twice as fast even on CPUs)")
+                        "slicing (default %(default)s: compiled, about twice as fast even on CPUs, and always with "
+                        "--distribute)")
     p.add_argument("--child_steps", type=int, default=72,
                    help="shared-weight minibatches per epoch, whatever the data set's size; 0: one pass over the "
                         "training split (default %(default)s: one pass of the 7,200-image MNIST subset)")
@@ -65,6 +67,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--plot", action="store_true",
                    help="at the end, draw pareto.png: accuracy vs size of every architecture scored, front marked")
     p.add_argument("--resume", action="store_true", help="continue the run in --output_dir from its last checkpoint")
+    add_distribute_flags(p, "the supernet's shared weights (the controller and the scoring run on every worker alike)")
     return p
 
 

@@ -1,12 +1,15 @@
-"""Retrain one architecture to convergence and export it.
+"""Retrain one architecture to convergence and export it; or several, as parallel jobs, and compare them.
 
     python train_arc.py -fixed_arc "256 1 128 2" --space mlp --data ../shared/data/mnist-10k.npz
+    python train_arc.py --from_search runs/search/conv-controller-seed0 --top_k 3 --jobs 2
 
 Prints larq's summary, one line per epoch, then test accuracy, size (KiB and ratio to the float
 parent), MACs, parameters and wall time. The output folder gets model.keras, result.json,
 TensorBoard logs, checkpoints and model.tflite for the deployment target (--target), with its real
 bytes beside the predicted ones, its agreement with Keras on the test images and its latency.
 Ctrl-C keeps the last epoch's checkpoint; the same command plus --resume continues the run.
+Several architectures (several -fixed_arc values, or a search's best --top_k) each get their own
+folder and seed and end in one table: test accuracy, size, file bytes, latency and wall time.
 """
 from __future__ import annotations
 
@@ -14,10 +17,15 @@ import argparse
 import os
 import shlex
 import sys
+from typing import TYPE_CHECKING
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
+from qnas.distribute_flags import add_distribute_flags
 from qnas.parent_flags import add_parent_flags
+
+if TYPE_CHECKING:
+    from qnas.trainer import TrainConfig
 
 SPACE_NAMES = ("mlp", "conv")  # qnas.spaces' registry; listed here so --help needs no TensorFlow
 TARGET_NAMES = ("lce", "tflite_int8", "bits")  # qnas.targets' registry, likewise
@@ -26,13 +34,24 @@ TARGET_NAMES = ("lce", "tflite_int8", "bits")  # qnas.targets' registry, likewis
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="python train_arc.py", description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("-fixed_arc", "--fixed_arc", required=True, metavar="ARCH",
-                        help="architecture string, two integers per layer 'WIDTH TYPE ...' (e.g. '256 1 128 2'; "
-                             "types 0=float32 1=binary 2=ternary 3=int2 4=int4 5=int8) or '256:binary 128:ternary'")
-    parser.add_argument("--space", default="mlp", metavar="NAME",
+    what = parser.add_mutually_exclusive_group(required=True)
+    what.add_argument("-fixed_arc", "--fixed_arc", nargs="+", action="extend", metavar="ARCH",
+                      help="architecture string, two integers per layer 'WIDTH TYPE ...' (e.g. '256 1 128 2'; "
+                           "types 0=float32 1=binary 2=ternary 3=int2 4=int4 5=int8) or '256:binary 128:ternary'; "
+                           "several (quoted, or the flag repeated) are retrained as independent jobs")
+    what.add_argument("--from_search", metavar="RESULT",
+                      help="retrain the best --top_k candidates of a search: its result.json or output folder; "
+                           "--space, the data and --seed default to the search's")
+    parser.add_argument("--top_k", type=int, metavar="K",
+                        help="with --from_search: how many of its candidates, best first (default: 3)")
+    parser.add_argument("--jobs", type=int, default=1, metavar="N",
+                        help="with several architectures: train N at a time, each in its own process, with its own "
+                             "output folder <output_dir>/<rank>-<arch>-seed<S> and seed (--seed plus rank - 1) "
+                             "(default: 1)")
+    parser.add_argument("--space", metavar="NAME",
                         help=f"search space the architecture lives in: {' or '.join(SPACE_NAMES)} (default: mlp)")
     source = parser.add_mutually_exclusive_group()
-    source.add_argument("--dataset", default="mnist", metavar="NAME",
+    source.add_argument("--dataset", metavar="NAME",
                         help="Keras data set to download once: mnist or fashion_mnist (default: mnist)")
     source.add_argument("--data", metavar="PATH",
                         help="local data instead: a Keras-layout .npz (x_train, y_train, x_test, y_test) "
@@ -48,7 +67,7 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--lr", type=float, default=3e-3,
                         help="peak learning rate of Adam, after a one-epoch warm-up (none when --max_epochs is 1) "
                              "(default: 3e-3)")
-    parser.add_argument("--seed", type=int, default=0,
+    parser.add_argument("--seed", type=int,
                         help="seed for initialisation, validation split and data order (default: 0)")
     parser.add_argument("--init", default="random", choices=("random", "parent"),
                         help="'random' (default) or 'parent': start from the float parent of the space pruned to "
@@ -56,7 +75,8 @@ def build_parser() -> argparse.ArgumentParser:
     add_parent_flags(parser, "start from YOUR trained Dense/ReLU model instead; implies --init parent", embedding=False)
     parser.add_argument("--cache_dir", default="cache", help="where the float parent is cached (default: cache)")
     parser.add_argument("--output_dir", metavar="DIR",
-                        help="output folder (default: runs/train_arc/<space>-<arch>-<data>-seed<S>)")
+                        help="output folder (default: runs/train_arc/<space>-<arch>-<data>-seed<S>; with several "
+                             "architectures, the folder of their folders: runs/finalists/<search or space-data-seed>)")
     parser.add_argument("--resume", action="store_true",
                         help="continue the interrupted run in the output folder from its last checkpoint")
     parser.add_argument("--target", metavar="NAME",
@@ -66,6 +86,7 @@ def build_parser() -> argparse.ArgumentParser:
                              "printed at the start)")
     parser.add_argument("--no_tflite", dest="tflite", action="store_false",
                         help="skip the export (the target's predicted bytes are still recorded)")
+    add_distribute_flags(parser, "the retrained model")
     return parser
 
 
@@ -75,21 +96,32 @@ def resume_command(argv: list[str]) -> str:
     return shlex.join(["python", "train_arc.py", *args, "--resume"])
 
 
+def config_from_args(args: argparse.Namespace, arch: str) -> TrainConfig:
+    """The ``TrainConfig`` the flags ask for, for architecture ``arch``."""
+    from qnas.trainer import TrainConfig
+
+    return TrainConfig(
+        arch=arch, space=args.space or "mlp", dataset=args.dataset or "mnist", data_path=args.data,
+        max_epochs=args.max_epochs, batch_size=args.batch_size, seed=0 if args.seed is None else args.seed,
+        output_dir=args.output_dir, resume=args.resume, init=args.init, lr=args.lr, patience=args.patience,
+        cache_dir=args.cache_dir, tflite=args.tflite, parent=args.parent, parent_layout=args.parent_layout,
+        num_classes=args.num_classes, distribute=args.distribute, replicas=args.replicas, target=args.target,
+    )
+
+
 def main(argv: list[str] | None = None) -> int:
     argv = sys.argv[1:] if argv is None else list(argv)
     args = build_parser().parse_args(argv)
     from qnas.errors import UserInputError
-    from qnas.trainer import TrainConfig, TrainingInterrupted, format_result, train_architecture
+    from qnas.trainer import TrainingInterrupted, format_result, train_architecture
 
-    config = TrainConfig(
-        arch=args.fixed_arc, space=args.space, dataset=args.dataset, data_path=args.data,
-        max_epochs=args.max_epochs, batch_size=args.batch_size, seed=args.seed, output_dir=args.output_dir,
-        resume=args.resume, init=args.init, lr=args.lr, patience=args.patience, cache_dir=args.cache_dir,
-        tflite=args.tflite, parent=args.parent, parent_layout=args.parent_layout, num_classes=args.num_classes,
-        target=args.target,
-    )
+    command = shlex.join(["python", "train_arc.py", *argv])
     try:
-        result = train_architecture(config, command=shlex.join(["python", "train_arc.py", *argv]))
+        if args.from_search is not None or len(args.fixed_arc) > 1 or args.top_k is not None:
+            from qnas.finalists import run_from_args
+
+            return run_from_args(args, command, config_from_args)
+        result = train_architecture(config_from_args(args, args.fixed_arc[0]), command=command)
     except UserInputError as err:
         print(f"error: {err}", file=sys.stderr)
         return 2
@@ -100,6 +132,9 @@ def main(argv: list[str] | None = None) -> int:
         print(f"\ninterrupted before training started; to start again:\n  {resume_command(argv)}",
               file=sys.stderr, flush=True)
         return 130
+    if not result.record:  # a non-chief worker of a multi-worker run: the chief reports
+        print("train_arc: this worker's part is done; the chief wrote the result", flush=True)
+        return 0
     print(format_result(result), flush=True)
     return 0
 

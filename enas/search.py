@@ -18,6 +18,7 @@ on the whole validation split and printing the ``train_arc.py`` command for the 
 """
 from __future__ import annotations
 
+import contextlib
 import json
 import math
 import time
@@ -102,7 +103,8 @@ class Search:
     """One search run, resumable from its output folder."""
 
     def __init__(self, space: SearchSpace, data: Dataset, parent: Parent, config: SearchConfig,
-                 output_dir: str | Path, log: Log = print, progress: Log | None = None):
+                 output_dir: str | Path, log: Log = print, progress: Log | None = None,
+                 distribution: tf.distribute.Strategy | None = None):
         self.space, self.data, self.parent, self.config, self.log = space, data, parent, config, log
         self.progress = progress or (lambda text: None)
         self.output_dir = Path(output_dir)
@@ -111,9 +113,10 @@ class Search:
             raise UserInputError(f"--batch_size {config.batch_size} is larger than the {len(data.x_train)} training "
                                  f"images; use at most {len(data.x_train)}")
         steps_per_epoch = self.steps_per_epoch = min(self.steps_per_pass, config.child_steps or self.steps_per_pass)
-        self.supernet = Supernet(space, data.input_shape, data.num_classes, seed=config.seed,
-                                 learning_rate=config.learning_rate, decay_steps=config.epochs * steps_per_epoch,
-                                 step=config.supernet_step)
+        with distribution.scope() if distribution else contextlib.nullcontext():  # shared weights: data-parallel
+            self.supernet = Supernet(space, data.input_shape, data.num_classes, seed=config.seed,
+                                     learning_rate=config.learning_rate, decay_steps=config.epochs * steps_per_epoch,
+                                     step=config.supernet_step)
         names = [n.strip() for n in config.strategy.split(",") if n.strip()]
         self.strategies = Strategies(names, space, config.seed)
         self.strategy: Strategy = self.strategies.by_name[names[0]]

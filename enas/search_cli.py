@@ -11,6 +11,8 @@ from enas.search import Search, SearchConfig, write_summary
 from enas.strategies import STRATEGIES
 from qnas.checkpoints import folder_write_problem
 from qnas.data import load_dataset
+from qnas.distribute import make_distribution
+from qnas.distribute_flags import check_distribute_flags
 from qnas.errors import UserInputError
 from qnas.objective import ObjectiveWeights
 from qnas.parent import data_fingerprint
@@ -67,6 +69,14 @@ def check_args(args: argparse.Namespace) -> None:
     if args.num_layers is not None and not 1 <= args.num_layers <= 16:
         raise UserInputError(f"--num_layers must be between 1 and 16, got {args.num_layers}")
     check_positive_number(args.lr, "--lr")
+    check_distribute_flags(args.distribute, args.replicas)
+    if args.distribute == "multi_worker" and args.max_minutes is not None:
+        raise UserInputError("--max_minutes cannot be used with --distribute multi_worker: each worker's clock would "
+                             "decide alone, and workers that stop at different epochs wait for each other forever; "
+                             "bound the run with --epochs")
+    if args.distribute != "none" and args.supernet_step == "eager":
+        raise UserInputError("--distribute runs the compiled shared-weight step on every replica; drop --supernet_step "
+                             "eager (auto compiles when distributed)")
     check_seed(args.seed)
     check_num_classes(args.num_classes)
     names = [n.strip() for n in args.strategy.split(",") if n.strip()]
@@ -92,8 +102,10 @@ RESUMABLE_CHANGES = {"max_minutes", "supernet_step"}
 
 def run_from_args(args: argparse.Namespace, argv: list[str]) -> int:
     console = Console()
-    _log = console.line
     check_args(args)
+    dist = make_distribution(args.distribute, args.replicas)  # before TensorFlow runs anything
+    dist.check_batch(args.batch_size)
+    _log, status = dist.quiet(console.line), dist.quiet(console.status)  # the chief reports; non-chiefs stay quiet
     target = resolve_target(args.target)
     planned = space_from_args(args, target_types=target.default_types())  # bad space flags refused before loading
     config = SearchConfig(strategy=args.strategy, epochs=args.epochs, batch_size=args.batch_size,
@@ -103,18 +115,19 @@ def run_from_args(args: argparse.Namespace, argv: list[str]) -> int:
                           reward=ObjectiveWeights.parse(args.reward_weights), max_kib=args.max_kib,
                           max_minutes=args.max_minutes, seed=args.seed, target=target.name)
     output_dir = Path(args.output_dir or f"runs/search/{args.space}-{args.strategy}-seed{args.seed}")
-    folder = RunFolder(output_dir, "config.json", stale=("evaluations.jsonl", "state.json"), finished_is_final=False,
-                       may_change=RESUMABLE_CHANGES)
+    folder = RunFolder(dist.worker_folder(output_dir, args.resume), "config.json",
+                       stale=("evaluations.jsonl", "state.json"), finished_is_final=False, may_change=RESUMABLE_CHANGES)
     resuming = folder.check(args.resume)
     if not args.parent and folder_write_problem(args.cache_dir):
         raise UserInputError(f"cannot write the float parent to --cache_dir {args.cache_dir}: "
                              f"{folder_write_problem(args.cache_dir)}")
+    cache_dir = dist.worker_cache(args.cache_dir)
     seed_everything(args.seed)
     data = load_dataset(args.dataset, args.data, seed=args.seed, num_classes=args.num_classes,
                         needs=search_needs(args, planned))
     _log(f"data: {data.describe()}")
     parent = resolve_parent(get_space(args.space), data, args.parent, emb_layer_names(args.emb_layers),
-                            args.parent_layout, seed=args.seed, cache_dir=args.cache_dir, log=_log)
+                            args.parent_layout, seed=args.seed, cache_dir=cache_dir, log=_log)
     space = space_from_args(args, parent_depth=hidden_depth(parent.model) if args.parent else None,
                             target_types=target.default_types())
     if args.parent:
@@ -128,12 +141,18 @@ def run_from_args(args: argparse.Namespace, argv: list[str]) -> int:
         "emb_layers": parent.embedding_layers, **({"num_classes": args.num_classes} if args.num_classes else {})}},
         resuming, args.resume, _log)
     _log(f"output: {output_dir}")
-    search = Search(space, data, parent, config, output_dir, log=_log, progress=console.status)
+    if dist.strategy is not None:
+        _log(f"shared weights: {dist.describe()}")
+    search = Search(space, data, parent, config, folder.path, log=_log, progress=status, distribution=dist.strategy)
     _log(f"target: {target.name} ({target.description}); sizes are its predicted bytes "
          f"(parent {search.size.parent_bytes / 1024:.1f} KiB)")
     if resuming and not search.restore():
         _log(f"no checkpoint in {output_dir}: starting from the beginning")
+    dist.check_same(int(search.epoch.numpy()), "the number of epochs done")
     result = search.run()
+    if not dist.is_chief:
+        print("search: this worker's part is done; the chief wrote the result", flush=True)
+        return 0
     command = retrain_command(result.best.to_string(), args)
     t = result.best_terms
     _log("=" * 51)

@@ -22,6 +22,11 @@ quantizer and normalisation are picked by ``tf.switch_case``. The optimizer then
 child's variables, as the eager step does, so both give the same weights within float tolerance
 (tested). ``step="auto"`` compiles: it measured about twice as fast as eager slicing even on these CPUs
 (BENCHMARKS.md, "Compiled supernet step"), and a GPU only widens the gap.
+
+Built inside a ``tf.distribute`` strategy's scope (``--distribute``), the supernet's variables and
+optimizer are mirrored and every step is the compiled one, run data-parallel by
+``qnas.distribute.data_parallel_grads``: BatchNorm statistics and gradients are reduced over the whole
+minibatch, so the weights match the one-device step's (tested), and only the child's variables move.
 """
 from __future__ import annotations
 
@@ -32,6 +37,7 @@ import numpy as np
 import tensorflow as tf
 
 from qnas.arch import Architecture
+from qnas.distribute import apply_on_every_replica, data_parallel_grads, global_moments
 from qnas.models import build_model
 from qnas.space import SearchSpace
 from quantize.blocks import BN_EPSILON, uses_batchnorm
@@ -59,6 +65,10 @@ class Supernet(tf.Module):
         super().__init__(name=name)
         if step not in STEP_MODES:
             raise ValueError(f"step must be one of {STEP_MODES}, got {step!r}")
+        # built inside ``strategy.scope()``: variables are mirrored and every step is compiled and data-parallel
+        self.strategy = tf.distribute.get_strategy() if tf.distribute.has_strategy() else None
+        if self.strategy is not None and step == "eager":
+            raise ValueError("a distributed supernet runs the compiled step; use step='compiled' or 'auto'")
         self.compiled = step != "eager"
         self.space = space
         self.input_shape = tuple(int(d) for d in input_shape)
@@ -95,6 +105,8 @@ class Supernet(tf.Module):
         self.optimizer = tf.keras.optimizers.legacy.Adam(self.schedule if decay_steps else learning_rate)
         self.step = tf.Variable(0, dtype=tf.int64, trainable=False, name="step")
         self._compiled_grads = tf.function(self._graph_grads, reduce_retracing=True)
+        if self.strategy is not None:
+            self._compiled_grads = data_parallel_grads(self.strategy, self._graph_grads)
 
     # ------------------------------------------------------------------ children
     def current_lr(self) -> float:
@@ -184,11 +196,11 @@ class Supernet(tf.Module):
             kernel = tf.switch_case(t, [(lambda q=q, raw=raw: raw if q is None else q(raw))
                                         for q in self._kernel_quantizers])
             z = tf.matmul(h, kernel) if dense else tf.nn.conv2d(h, kernel, strides=1, padding="SAME")
+            mean, var = global_moments(z, axes)  # outside the switch: replicas reduce together, never inside a branch
 
-            def normalise(k: int, z=z, i=i, width=width) -> tf.Tensor:
+            def normalise(k: int, z=z, i=i, width=width, mean=mean, var=var) -> tf.Tensor:
                 if not self._uses_bn[k]:
                     return z + self.biases[i][:width]
-                mean, var = tf.nn.moments(z, axes)
                 return tf.nn.batch_normalization(z, mean, var, self.betas[i][k][:width], self.gammas[i][k][:width],
                                                  BN_EPSILON)
 
@@ -201,10 +213,11 @@ class Supernet(tf.Module):
             h = tf.reduce_mean(h, axis=[1, 2])
         return tf.matmul(h, self.classifier_kernel[:fan_in]) + self.classifier_bias
 
-    def _graph_grads(self, x: tf.Tensor, y: tf.Tensor, widths: tf.Tensor, types: tf.Tensor):
+    def _graph_grads(self, x: tf.Tensor, y: tf.Tensor, widths: tf.Tensor, types: tf.Tensor, weight=1.0):
+        """Loss (times ``weight``: a replica's share of the global batch), logits and every variable's gradient."""
         with tf.GradientTape() as tape:
             logits = self._graph_forward(x, widths, types)
-            loss = tf.reduce_mean(tf.keras.losses.sparse_categorical_crossentropy(y, logits, from_logits=True))
+            loss = tf.reduce_mean(tf.keras.losses.sparse_categorical_crossentropy(y, logits, from_logits=True)) * weight
         grads = tape.gradient(loss, self._all_variables(), unconnected_gradients=tf.UnconnectedGradients.ZERO)
         return loss, logits, grads
 
@@ -237,7 +250,10 @@ class Supernet(tf.Module):
         y = tf.convert_to_tensor(y, tf.int32)
         loss, logits, used, grads = self._loss_and_grads(x, y, child)
         grads, grad_norm = tf.clip_by_global_norm(grads, 5.0)
-        self.optimizer.apply_gradients(zip(grads, used))
+        if self.strategy is None:
+            self.optimizer.apply_gradients(zip(grads, used))
+        else:
+            apply_on_every_replica(self.strategy, self.optimizer, grads, used)
         for i, (_, t) in enumerate(child):  # the weight clip of binary and ternary layers
             if self.types[t].clip_weights:
                 self.kernels[i].assign(tf.clip_by_value(self.kernels[i], -1.0, 1.0))

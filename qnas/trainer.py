@@ -29,7 +29,7 @@ import math
 import sys
 import time
 from collections.abc import Callable, Sequence
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
@@ -41,6 +41,7 @@ from qnas.arch import Architecture, parse_arch
 from qnas.batchnorm_calibration import BatchNormCalibrator
 from qnas.checkpoints import folder_write_problem
 from qnas.data import Dataset, load_dataset
+from qnas.distribute import Distribution, make_distribution
 from qnas.errors import UserInputError
 from qnas.export import load_model, save_model
 from qnas.interrupt import StopRequest
@@ -92,6 +93,8 @@ class TrainConfig:
     parent: str | None = None  # a user's trained model to start from (implies init="parent")
     parent_layout: str = "in_out"
     num_classes: int | None = None  # None: the largest label + 1
+    distribute: str = "none"  # none | mirrored | multi_worker (qnas.distribute); may change on --resume
+    replicas: int | None = None  # mirrored: GPUs to use, or logical CPU devices where there is no GPU
 
     def __post_init__(self) -> None:
         if self.parent:
@@ -204,11 +207,16 @@ def train_architecture(config: TrainConfig, log: Callable[[str], None] | None = 
     progress = sys.stdout.isatty() if progress is None else progress
     started = time.time()
     config.validate()
+    dist = make_distribution(config.distribute, config.replicas)  # first: a cluster needs an untouched runtime
+    dist.check_batch(config.batch_size)
+    log, progress = dist.quiet(log), progress and dist.is_chief  # the chief reports; non-chiefs write to temp only
     target = resolve_target(config.target)  # an unknown or uninstalled target fails here, before any work
     config.target = target.name
     space = get_space(config.space)
     arch = parse_arch(config.arch, space)
     folder = Path(config.output_dir) if config.output_dir else default_output_dir(config, arch)
+    folder = dist.worker_folder(folder, config.resume)
+    config = replace(config, cache_dir=dist.worker_cache(config.cache_dir))
     run_folder = RunFolder(folder, "run_config.json", subfolders=("checkpoints", "best", "tensorboard"),
                            stale=("tensorboard/events.out.tfevents.*",))
     resuming = run_folder.check(config.resume, {"identity": config.identity(arch)})  # reads only
@@ -229,15 +237,17 @@ def train_architecture(config: TrainConfig, log: Callable[[str], None] | None = 
 
     seed_everything(config.seed)
     tf.random.set_global_generator(tf.random.Generator.from_seed(config.seed))  # checkpointed with the rest
-    model = build_model(space, arch, data.input_shape, data.num_classes, name="child")
     steps = math.ceil(len(data.x_train) / config.batch_size)
     schedule = learning_rate_schedule(config.lr, steps, config.max_epochs, config.effective_warmup())
-    optimizer = tf.keras.optimizers.legacy.Adam(schedule)
-    model.compile(optimizer=optimizer, loss="sparse_categorical_crossentropy", metrics=["accuracy"])
-    optimizer._create_all_weights(model.trainable_variables)  # step counter and slots exist before a restore
+    with dist.scope():  # mirrored model and optimizer; fit splits each global batch across the replicas
+        model = build_model(space, arch, data.input_shape, data.num_classes, name="child")
+        optimizer = tf.keras.optimizers.legacy.Adam(schedule)
+        model.compile(optimizer=optimizer, loss="sparse_categorical_crossentropy", metrics=["accuracy"])
+        optimizer._create_all_weights(model.trainable_variables)  # step counter and slots exist before a restore
     state = TrainState(model, optimizer, folder, log=log)
     parent_info = None
-    log(f"train_arc: {arch.to_string()} ({arch.readable()}) in space {space.name}; {data.describe()}")
+    log(f"train_arc: {arch.to_string()} ({arch.readable()}) in space {space.name}; {data.describe()}"
+        + (f"; {dist.describe()}" if dist.strategy is not None else ""))
     log(f"deployment target: {target.name} ({target.description})")
     lq.models.summary(model, print_fn=log)
     if resuming and state.restore_latest():
@@ -247,6 +257,7 @@ def train_architecture(config: TrainConfig, log: Callable[[str], None] | None = 
     elif use_parent:
         parent_info = _init_from_parent(model, init_parent or _load_init_parent(space, data, config, log), data, config,
                                         log)
+    dist.check_same(int(state.epoch.numpy()), "the number of epochs done")
 
     tb = RunLogger(folder / "tensorboard")
     stop = StopRequest()
@@ -256,7 +267,8 @@ def train_architecture(config: TrainConfig, log: Callable[[str], None] | None = 
                                         if k not in ("arch", "space") and v is not None})
             _fit_epochs(model, optimizer, schedule, state, tb, data, config, steps, log, [stop, *callbacks], progress)
             stop.check()
-            return _finish(model, state, tb, space, arch, data, config, folder, parent_info, started, log, provenance)
+            return _finish(model, state, tb, space, arch, data, config, folder, parent_info, started, log, provenance,
+                           dist)
     except KeyboardInterrupt:
         raise TrainingInterrupted(folder, int(state.epoch.numpy())) from None
     finally:
@@ -329,10 +341,13 @@ def _fit_epochs(model, optimizer, schedule, state: TrainState, tb: RunLogger, da
 
 def _finish(model, state: TrainState, tb: RunLogger, space: SearchSpace, arch: Architecture, data: Dataset,
             config: TrainConfig, folder: Path, parent_info: dict[str, Any] | None, started: float,
-            log: Callable[[str], None], provenance: dict[str, Any]) -> TrainResult:
-    """Restore the best epoch, test once, export, and write result.json last."""
+            log: Callable[[str], None], provenance: dict[str, Any], dist: Distribution) -> TrainResult:
+    """Restore the best epoch, test once, export, and write result.json last (the chief only)."""
     if state.restore_best():
         log(f"restored the best epoch ({int(state.best_epoch.numpy())}, val_acc {float(state.best_val.numpy()):.4f})")
+    model = dist.local_copy(model)  # every worker takes part; then the chief alone tests and exports
+    if not dist.is_chief:
+        return TrainResult(model=model, record={}, output_dir=folder)
     test_loss, test_acc = model.evaluate(data.x_test, data.y_test, batch_size=max(config.batch_size, 500), verbose=0)
     sample = data.x_test[:CHECK_SAMPLES]
     expected = model.predict(sample, batch_size=CHECK_SAMPLES, verbose=0)
