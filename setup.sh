@@ -1,10 +1,10 @@
 #!/usr/bin/env bash
 # Make .venv and install this project with its test extras (pinned stack: TF 2.21, tf-keras, larq 0.14).
-# Safe to run again: it reinstalls only when pyproject.toml changed. Extras: EXTRAS=test,lce bash setup.sh
+# Safe to run again: it reinstalls only when pyproject.toml changed. Default extras: test,lce (EXTRAS=test skips LCE)
 set -euo pipefail
 cd "$(dirname "$0")"
 PYTHON=${PYTHON:-python3}
-EXTRAS=${EXTRAS:-test}
+EXTRAS=${EXTRAS:-test,lce}
 VENV=.venv
 STAMP=$VENV/.installed
 
