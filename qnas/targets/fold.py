@@ -21,13 +21,17 @@ How each input quantizer becomes exact in an int8 tensor (the *edge* between two
   and its top is 1, so rounding and clipping are the quantizer's own.
 * ternary (threshold ``t``): the producer's outputs are scaled by ``1 / (2 t)`` (folded into its
   kernel and bias), clipped to [-1, 1] and fake-quantized with step 1, so ``round`` is the threshold.
-* binary (on an int8 consumer): scaled by a large gain, offset by one half, clipped, step 1.
+* binary, read from an int8 tensor: the producer's outputs get a per-channel gain and shift that put
+  every reachable value at least two steps from zero (``_binary_edge``), then are clipped to +-1.
 * float32 layers and the classifier on an int8 target: calibrated ranges (post-training), the one
   place where the file is not exact by construction.
 
 Kernels use per-channel symmetric 8-bit ranges chosen so the type's grid lands on integers (int4
 values are odd multiples of 1/15: the range ``127/120`` puts them on multiples of 8). Only int8
-DoReFa kernels (odd multiples of 1/255) and float32 kernels are rounded.
+DoReFa kernels (odd multiples of 1/255) and float32 kernels are rounded. The file still rounds the
+int32 bias and the output (twice), which moves a channel's rounding boundaries by about one
+accumulator step; ``snap_bias`` moves each boundary to the middle of its gap between reachable
+accumulator values, where that cannot change a decision.
 """
 from __future__ import annotations
 
