@@ -36,7 +36,7 @@ accumulator values, where that cannot change a decision.
 from __future__ import annotations
 
 import os
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -220,7 +220,9 @@ class DeployGraph:
         """Write the graph as a SavedModel (constants only, dynamic batch) for a converter."""
         shape = [None, *self.folded.input_shape]
         module = tf.Module()
-        module.forward = tf.function(self.forward, input_signature=[tf.TensorSpec(shape, tf.float32, name="image")])
+        # autograph=False: the loops are over Python values, and the trace must not re-read this file's source
+        module.forward = tf.function(self.forward, input_signature=[tf.TensorSpec(shape, tf.float32, name="image")],
+                                     autograph=False)
         tf.saved_model.save(module, str(directory), signatures={"serving_default": module.forward})
         return Path(directory)
 
@@ -450,11 +452,6 @@ def _ste_sign(x: tf.Tensor) -> tf.Tensor:
 def _ternary(x: tf.Tensor, threshold: float) -> tf.Tensor:
     """Ternarization written with comparisons, so no converter mistakes it for a sign."""
     return tf.cast(x >= threshold, x.dtype) - tf.cast(x <= -threshold, x.dtype)
-
-
-def keras_reference(model: tf.keras.Model) -> Callable[[np.ndarray], np.ndarray]:
-    """The Keras model's own predictions (for checks)."""
-    return lambda x: model.predict(x, verbose=0, batch_size=500)
 
 
 def snap_bias(bias: np.ndarray, delta: np.ndarray, n: int, boundaries: np.ndarray) -> np.ndarray:
