@@ -31,12 +31,12 @@ from pathlib import Path
 
 import numpy as np
 from common import DEFAULT_DATA, ROOT, log, write_section
-
 from enas.arch import Architecture, Layer, parse_arch
 from enas.data import load_dataset
 from enas.models import build_model
 from enas.space import get_space
 from enas.trainer import TrainConfig, train_architecture
+
 from qnas.targets import get_target
 from qnas.targets.latency import LatencyTable, machine_id
 from qnas.targets.measure import measure_latency, top1_agreement
