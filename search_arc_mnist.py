@@ -31,8 +31,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--num_classes", type=int,
                    help="class count K; labels must be 0..K-1 (default: the largest label + 1)")
     p.add_argument("--epochs", type=int, default=20, help="search epochs (default %(default)s)")
-    p.add_argument("--strategy", default="controller", help="controller (ENAS LSTM) or random; 'controller,random' runs both on the same shared weights "
-                        "and the same minibatches, a like-for-like comparison (default %(default)s)")
+    p.add_argument("--strategy", default="controller", help="controller (ENAS LSTM), random or evolution (regularized, aging); 'controller,random,evolution' "
+                        "runs them on the same shared weights and the same minibatches, a like-for-like comparison "
+                        "(default %(default)s)")
     p.add_argument("--reward_weights", default="1,0.05,0.5",
                    help="w_acc,w_sim,w_size of reward = w_acc*acc - w_sim*similarity + w_size*(1 - size_ratio) "
                         "(default %(default)s)")
