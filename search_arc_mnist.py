@@ -46,6 +46,30 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--controller_steps", type=int, default=5, help="strategy updates per epoch (default %(default)s)")
     p.add_argument("--controller_batch", type=int, default=10,
                    help="architectures sampled and scored per update (default %(default)s)")
+    p.add_argument("--warmup_epochs", type=int, default=0,
+                   help="epochs that train the shared weights only, before the strategies' first update "
+                        "(default %(default)s)")
+    p.add_argument("--controller_lr", type=float, default=3.5e-3, help="controller's Adam learning rate (default %(default)s)")
+    p.add_argument("--tanh_constant", type=float, default=1.5,
+                   help="controller logits are squashed to c * tanh(logits / T): c (default %(default)s)")
+    p.add_argument("--controller_temperature", type=float, help="... and T (default: none)")
+    p.add_argument("--entropy_weight", type=float, default=1e-4,
+                   help="weight of the controller's entropy bonus (default %(default)s)")
+    p.add_argument("--baseline_decay", type=float, default=0.99,
+                   help="decay of the controller's moving-average reward baseline (default %(default)s)")
+    p.add_argument("--population_size", type=int, default=50, help="evolution: members alive (default %(default)s)")
+    p.add_argument("--sample_size", type=int, default=10, help="evolution: tournament size (default %(default)s)")
+    p.add_argument("--sandwich", action=argparse.BooleanOptionalAction, default=False,
+                   help="each shared-weight minibatch also trains the largest and the smallest child "
+                        "(default %(default)s)")
+    p.add_argument("--distill", type=float, default=0.0, metavar="ALPHA",
+                   help="children learn from the float parent's soft targets with this weight, from the labels with "
+                        "1 - ALPHA (default %(default)s: labels only)")
+    p.add_argument("--distill_temperature", type=float, default=1.0,
+                   help="temperature of those soft targets (default %(default)s)")
+    p.add_argument("--feature_distill", type=float, default=0.0,
+                   help="weight of the similarity to the parent's block outputs as a training loss of the children "
+                        "(default %(default)s)")
     p.add_argument("--batch_size", type=int, default=100, help="minibatch of the shared weights (default %(default)s)")
     p.add_argument("--supernet_step", default="auto", choices=["auto", "eager", "compiled"],
                    help="shared-weight step: eager slicing, one compiled tf.function for every child, or auto "

@@ -56,6 +56,20 @@ def check_args(args: argparse.Namespace) -> None:
             raise UserInputError(f"--{flag} must be a positive integer, got {getattr(args, flag)}")
     if args.child_steps < 0:
         raise UserInputError(f"--child_steps must be 0 (one pass per epoch) or a positive integer, got {args.child_steps}")
+    if args.warmup_epochs < 0:
+        raise UserInputError(f"--warmup_epochs must be 0 or more, got {args.warmup_epochs}")
+    for flag in ("controller_lr", "tanh_constant", "distill_temperature", "controller_temperature"):
+        check_positive_number(getattr(args, flag), f"--{flag}")
+    for flag in ("entropy_weight", "feature_distill"):
+        if not (getattr(args, flag) >= 0 and math.isfinite(getattr(args, flag))):
+            raise UserInputError(f"--{flag} must be 0 or a positive number, got {getattr(args, flag)}")
+    if not 0 <= args.distill <= 1:
+        raise UserInputError(f"--distill must be between 0 and 1, got {args.distill}")
+    if not 0 <= args.baseline_decay <= 1:
+        raise UserInputError(f"--baseline_decay must be between 0 and 1, got {args.baseline_decay}")
+    if args.population_size < 2 or not 1 <= args.sample_size <= args.population_size:
+        raise UserInputError(f"--population_size must be at least 2 and --sample_size between 1 and it, got "
+                             f"{args.population_size} and {args.sample_size}")
     if args.max_minutes is not None and not args.max_minutes > 0:
         raise UserInputError(f"--max_minutes must be positive, got {args.max_minutes}")
     if args.max_kib is not None and not (args.max_kib > 0 and math.isfinite(args.max_kib)):
@@ -93,6 +107,12 @@ def run_from_args(args: argparse.Namespace, argv: list[str]) -> int:
                           child_steps=args.child_steps, supernet_step=args.supernet_step,
                           learning_rate=args.lr, child_sampling=args.child_sampling,
                           controller_steps=args.controller_steps, controller_batch=args.controller_batch,
+                          warmup_epochs=args.warmup_epochs, controller_lr=args.controller_lr,
+                          tanh_constant=args.tanh_constant, controller_temperature=args.controller_temperature,
+                          entropy_weight=args.entropy_weight, baseline_decay=args.baseline_decay,
+                          population_size=args.population_size, sample_size=args.sample_size,
+                          sandwich=args.sandwich, distill=args.distill, distill_temperature=args.distill_temperature,
+                          feature_distill=args.feature_distill,
                           reward=ObjectiveWeights.parse(args.reward_weights), max_kib=args.max_kib,
                           max_minutes=args.max_minutes, seed=args.seed)
     output_dir = Path(args.output_dir or f"runs/search/{args.space}-{args.strategy}-seed{args.seed}")
