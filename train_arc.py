@@ -52,6 +52,14 @@ def build_parser() -> argparse.ArgumentParser:
                         help="'random' (default) or 'parent': start from the float parent of the space pruned to "
                              "the architecture's widths (trained once and cached in --cache_dir)")
     add_parent_flags(parser, "start from YOUR trained Dense/ReLU model instead; implies --init parent", embedding=False)
+    parser.add_argument("--distill", type=float, nargs="?", const=0.5, metavar="ALPHA",
+                        help="also learn from the parent (--parent, or the space's cached float parent): ALPHA weighs "
+                             "its temperature-softened outputs, 1 - ALPHA the labels (--distill alone: 0.5)")
+    parser.add_argument("--distill_temperature", type=float, default=4.0,
+                        help="temperature of the parent's soft targets (default: 4)")
+    parser.add_argument("--distill_features", type=float, default=0.0, metavar="WEIGHT",
+                        help="with --distill, also the similarity loss between the architecture's block outputs and "
+                             "the parent's, with this weight (default: 0, off)")
     parser.add_argument("--cache_dir", default="cache", help="where the float parent is cached (default: cache)")
     parser.add_argument("--output_dir", metavar="DIR",
                         help="output folder (default: runs/train_arc/<space>-<arch>-<data>-seed<S>)")
@@ -71,6 +79,7 @@ def resume_command(argv: list[str]) -> str:
 def main(argv: list[str] | None = None) -> int:
     argv = sys.argv[1:] if argv is None else list(argv)
     args = build_parser().parse_args(argv)
+    from qnas.distill import DistillConfig
     from qnas.errors import UserInputError
     from qnas.trainer import TrainConfig, TrainingInterrupted, format_result, train_architecture
 
@@ -79,6 +88,8 @@ def main(argv: list[str] | None = None) -> int:
         max_epochs=args.max_epochs, batch_size=args.batch_size, seed=args.seed, output_dir=args.output_dir,
         resume=args.resume, init=args.init, lr=args.lr, patience=args.patience, cache_dir=args.cache_dir,
         tflite=args.tflite, parent=args.parent, parent_layout=args.parent_layout, num_classes=args.num_classes,
+        distill=None if args.distill is None else DistillConfig(args.distill, args.distill_temperature,
+                                                                args.distill_features),
     )
     try:
         result = train_architecture(config, command=shlex.join(["python", "train_arc.py", *argv]))
