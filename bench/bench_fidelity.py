@@ -14,7 +14,7 @@
    split, the split the search ranks with, and on the test split.
 4. Kendall's tau between shared-weight and standalone accuracy, per variant and split.
 
-``--stage standalone`` only does 1-2. Writes the ``fidelity`` section of BENCHMARKS.md.
+``--stage standalone`` only does 1-2, ``--stage supernets`` only 3. Writes the ``fidelity`` section of BENCHMARKS.md.
 """
 from __future__ import annotations
 
@@ -110,12 +110,16 @@ def main() -> int:
     p.add_argument("--child_steps", type=int, default=72)
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--variants", default="uniform,distill,sandwich,sandwich+distill")
-    p.add_argument("--stage", default="all", choices=("all", "standalone"))
+    p.add_argument("--stage", default="all", choices=("all", "standalone", "supernets"))
     args = p.parse_args()
     out = Path(args.out)
     space = get_space("conv")
     data = load_dataset(data_path=args.data, seed=0)
     archs = spread_archs(space, data, args.archs, args.sample_seed)
+    if args.stage == "supernets":  # the shared-weight side only (e.g. while another process trains the standalone side)
+        for variant in args.variants.split(","):
+            log(f"{variant}: {shared_scores(variant, archs, args, out, space, data)}")
+        return 0
     alone = [standalone(a, k, args, out) for k, a in enumerate(archs)]
     for a, s in zip(archs, alone):
         log(f"standalone {a.to_string():<28s} {s['kib']:8.2f} KiB val {s['val']:.4f} test {s['test']:.4f}")

@@ -7,20 +7,20 @@ import shlex
 from pathlib import Path
 
 from enas.report import report
-from enas.search import Search, SearchConfig, write_summary
+from enas.search import Log, Search, SearchConfig, write_summary
 from enas.strategies import STRATEGIES
 from qnas.checkpoints import folder_write_problem
-from qnas.data import load_dataset
+from qnas.data import Dataset, load_dataset
 from qnas.errors import UserInputError
 from qnas.objective import ObjectiveWeights
-from qnas.parent import data_fingerprint
+from qnas.parent import Parent, data_fingerprint
 from qnas.parent_flags import emb_layer_names
 from qnas.progress import Console
 from qnas.run_folder import RunFolder
 from qnas.seeding import seed_everything
 from qnas.space import SearchSpace
 from qnas.spaces import get_space
-from qnas.user_parent import hidden_linear_layers, resolve_parent
+from qnas.user_parent import as_space_model, hidden_linear_layers, resolve_parent
 from qnas.validation import (
     DataNeeds,
     check_image_side,
@@ -86,13 +86,42 @@ def check_args(args: argparse.Namespace) -> None:
                              f"comma-separated, each once")
 
 
-def retrain_command(arch_string: str, args: argparse.Namespace) -> str:
-    """The exact command that retrains the winner to convergence."""
+def retrain_command(arch_string: str, args: argparse.Namespace, parent_retrains: bool = True) -> str:
+    """The exact command that retrains the winner to convergence, keeping the parent's knowledge.
+
+    The parent the search compared with teaches the retraining (``--distill``): the user's ``--parent``, which
+    also warm-starts it, or else the cached float parent (same ``--seed``, data and ``--cache_dir``, so the same
+    file). ``parent_retrains`` False (a user's parent that train_arc cannot rebuild) leaves both out.
+    """
     parts = ["python", "train_arc.py", "-fixed_arc", arch_string, "--space", args.space]
     parts += ["--data", args.data] if args.data else ["--dataset", args.dataset]
     parts += ["--seed", str(args.seed)]
+    if args.num_classes:
+        parts += ["--num_classes", str(args.num_classes)]
+    if parent_retrains:
+        if args.parent:
+            parts += ["--parent", args.parent]
+            parts += ["--parent_layout", args.parent_layout] if args.parent_layout != "in_out" else []
+        elif args.cache_dir != "cache":
+            parts += ["--cache_dir", args.cache_dir]
+        parts += RETRAIN_DISTILL
     return " ".join(shlex.quote(p) for p in parts)
 
+
+def parent_retrains(args: argparse.Namespace, parent: Parent, space: SearchSpace, data: Dataset, log: Log) -> bool:
+    """Whether train_arc can warm-start from and distil the user's parent (a Dense/ReLU stack), saying why not."""
+    if not args.parent:
+        return True
+    try:
+        as_space_model(parent.model, space, data)
+    except UserInputError as err:
+        log(f"note: the retrain command starts from scratch without your parent: {err}")
+        return False
+    return True
+
+
+# how the printed retrain command learns from the parent (BENCHMARKS.md, "parent knowledge")
+RETRAIN_DISTILL = ["--distill"]
 
 # settings a resumed run may change: a time budget can be extended, and the step may move to another device
 RESUMABLE_CHANGES = {"max_minutes", "supernet_step"}
@@ -144,7 +173,7 @@ def run_from_args(args: argparse.Namespace, argv: list[str]) -> int:
     if resuming and not search.restore():
         _log(f"no checkpoint in {output_dir}: starting from the beginning")
     result = search.run()
-    command = retrain_command(result.best.to_string(), args)
+    command = retrain_command(result.best.to_string(), args, parent_retrains(args, parent, space, data, _log))
     t = result.best_terms
     _log("=" * 51)
     _log(f"best architecture: {result.best.to_string()}   ({result.best.readable()})")
