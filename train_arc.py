@@ -35,10 +35,10 @@ def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="python train_arc.py", description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     what = parser.add_mutually_exclusive_group(required=True)
-    what.add_argument("-fixed_arc", "--fixed_arc", nargs="+", action="extend", metavar="ARCH",
+    what.add_argument("-fixed_arc", "--fixed_arc", nargs="+", metavar="ARCH",
                       help="architecture string, two integers per layer 'WIDTH TYPE ...' (e.g. '256 1 128 2'; "
                            "types 0=float32 1=binary 2=ternary 3=int2 4=int4 5=int8) or '256:binary 128:ternary'; "
-                           "several (quoted, or the flag repeated) are retrained as independent jobs")
+                           "several, each quoted, are retrained as independent jobs")
     what.add_argument("--from_search", metavar="RESULT",
                       help="retrain the best --top_k candidates of a search: its result.json or output folder; "
                            "--space, the data and --seed default to the search's")

@@ -312,7 +312,12 @@ def run_from_args(args: argparse.Namespace, command: str,
     base = make_config(args, archs[0])
     name = name or f"{base.space}-{Path(base.data_path or base.dataset).stem}-seed{base.seed}"
     root = Path(args.output_dir) if args.output_dir else Path("runs") / "finalists" / name
-    rows = retrain_finalists(replace(base, output_dir=None), archs, root, args.jobs, log, command)
+    try:
+        rows = retrain_finalists(replace(base, output_dir=None), archs, root, args.jobs, log, command)
+    except KeyboardInterrupt:  # the pool has stopped every job; each one's last epoch is checkpointed
+        again = command if " --resume" in command else f"{command} --resume"
+        log(f"\ninterrupted: finished jobs are kept, the others continue from their last epoch with:\n  {again}")
+        return 130
     log(format_table(rows))
     log(f"table saved to {root / 'finalists.json'}")
     return 1 if any(row["error"] for row in rows) else 0

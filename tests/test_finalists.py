@@ -80,7 +80,7 @@ def test_finished_finalists_are_reused_with_resume_and_refused_without(finalists
     (["--from_search", "SEARCH", "--jobs", "0"], "--jobs must be at least 1"),
     (["-fixed_arc", "8 1", "8:binary"], "listed twice"),
     (["-fixed_arc", "8 1", "8 9"], "unknown type code 9"),
-    (["-fixed_arc", "8 1", "-fixed_arc", "4 1", "--distribute", "mirrored", "--replicas", "2"], "--jobs N"),
+    (["-fixed_arc", "8 1", "4 1", "--distribute", "mirrored", "--replicas", "2"], "--jobs N"),
     (["-fixed_arc", "8 1", "4 1", "--max_epochs", "0"], "--max_epochs must be at least 1"),
 ])
 def test_bad_finalist_flags_are_refused_before_any_job_starts(extra, message, search_result, tmp_path, capsys):
