@@ -242,6 +242,8 @@ def deployed_size(record: dict[str, Any], folder: Path) -> tuple[int | None, flo
     """(file bytes, latency in ms) of a finished run: its ``deploy`` block where present, else model.tflite's size."""
     deploy = record.get("deploy") if isinstance(record.get("deploy"), dict) else {}
     size, latency = deploy.get("bytes"), deploy.get("latency_ms")
+    if isinstance(latency, dict):  # qnas.targets' measurement: single-image median, batch median, ...
+        latency = latency.get("single_ms")
     if not isinstance(size, (int, float)):
         size = (record.get("tflite") or {}).get("bytes")
         tflite = (record.get("files") or {}).get("tflite")
