@@ -78,5 +78,5 @@ def format_deploy(record: dict[str, Any]) -> str:
     lat = record["latency_ms"]
     return (f"deploy         {name}: {record['path']} {record['bytes']:,} bytes (predicted "
             f"{record['predicted_bytes']:,}); top-1 agrees with Keras on {100 * record['top1_agreement']:.2f}% of "
-            f"{record['agreement_images']} test images; {lat['single_ms']:.3f} ms a image, "
-            f"{lat['batch_ms']:.2f} ms a batch of {lat['batch']} (1 thread)")
+            f"{record['agreement_images']} test images; {lat['single_ms']:.3f} ms per image, "
+            f"{lat['batch_ms']:.2f} ms per batch of {lat['batch']} (1 thread)")

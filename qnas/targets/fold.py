@@ -21,18 +21,22 @@ How each input quantizer becomes exact in an int8 tensor (the *edge* between two
   and its top is 1, so rounding and clipping are the quantizer's own.
 * ternary (threshold ``t``): the producer's outputs are scaled by ``1 / (2 t)`` (folded into its
   kernel and bias), clipped to [-1, 1] and fake-quantized with step 1, so ``round`` is the threshold.
-* binary (on an int8 consumer): scaled by a large gain, offset by one half, clipped, step 1.
+* binary, read from an int8 tensor: the producer's outputs get a per-channel gain and shift that put
+  every reachable value at least two steps from zero (``_binary_edge``), then are clipped to +-1.
 * float32 layers and the classifier on an int8 target: calibrated ranges (post-training), the one
   place where the file is not exact by construction.
 
 Kernels use per-channel symmetric 8-bit ranges chosen so the type's grid lands on integers (int4
 values are odd multiples of 1/15: the range ``127/120`` puts them on multiples of 8). Only int8
-DoReFa kernels (odd multiples of 1/255) and float32 kernels are rounded.
+DoReFa kernels (odd multiples of 1/255) and float32 kernels are rounded. The file still rounds the
+int32 bias and the output (twice), which moves a channel's rounding boundaries by about one
+accumulator step; ``snap_bias`` moves each boundary to the middle of its gap between reachable
+accumulator values, where that cannot change a decision.
 """
 from __future__ import annotations
 
 import os
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -216,7 +220,9 @@ class DeployGraph:
         """Write the graph as a SavedModel (constants only, dynamic batch) for a converter."""
         shape = [None, *self.folded.input_shape]
         module = tf.Module()
-        module.forward = tf.function(self.forward, input_signature=[tf.TensorSpec(shape, tf.float32, name="image")])
+        # autograph=False: the loops are over Python values, and the trace must not re-read this file's source
+        module.forward = tf.function(self.forward, input_signature=[tf.TensorSpec(shape, tf.float32, name="image")],
+                                     autograph=False)
         tf.saved_model.save(module, str(directory), signatures={"serving_default": module.forward})
         return Path(directory)
 
@@ -446,11 +452,6 @@ def _ste_sign(x: tf.Tensor) -> tf.Tensor:
 def _ternary(x: tf.Tensor, threshold: float) -> tf.Tensor:
     """Ternarization written with comparisons, so no converter mistakes it for a sign."""
     return tf.cast(x >= threshold, x.dtype) - tf.cast(x <= -threshold, x.dtype)
-
-
-def keras_reference(model: tf.keras.Model) -> Callable[[np.ndarray], np.ndarray]:
-    """The Keras model's own predictions (for checks)."""
-    return lambda x: model.predict(x, verbose=0, batch_size=500)
 
 
 def snap_bias(bias: np.ndarray, delta: np.ndarray, n: int, boundaries: np.ndarray) -> np.ndarray:

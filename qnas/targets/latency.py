@@ -2,8 +2,10 @@
 
 An entry is one hidden layer in context: kind, type, the precision it runs at, input shape, width,
 pooling. It is measured as the median single-image latency (one thread) of a file holding just that
-layer and the classifier head, minus that of a file holding the head alone on the layer's output;
-the head has its own entries. A prediction is the sum of an architecture's layer entries and its
+layer and the classifier head, minus that of a file holding the head alone on the layer's output,
+timed in alternating rounds so that both see the same load from other processes; the head has its
+own entries. Entries are scaled by a reference file timed just before them (``speed``), so a table
+filled over minutes of changing load stays consistent. A prediction is the sum of an architecture's layer entries and its
 head's. Files are built from synthetic weights on each type's grid (``synthetic_layer``), so no
 training is involved; entries missing from the table are measured when first needed and written to
 ``<cache_dir>/latency/<target>-<machine>.json``.
@@ -29,7 +31,8 @@ from qnas.targets.fold import DeployGraph, FoldedModel, HiddenLayer
 from qnas.targets.measure import median_ms
 from quantize.types import LAYER_TYPES
 
-TABLE_VERSION = 1
+TABLE_VERSION = 3
+ROUNDS = 5  # alternating timing rounds of a layer entry
 
 
 def machine_id() -> str:
@@ -104,6 +107,8 @@ class LatencyTable:
     warmup: int = 10
     entries: dict[str, float] = field(default_factory=dict)
     measured: int = 0  # entries measured by this object (the rest came from the cache)
+    reference_ms: float | None = None  # the reference file's latency the entries are scaled to
+    _reference: tuple | None = field(default=None, repr=False)
 
     def __post_init__(self) -> None:
         self.target = get_target(self.target)
@@ -112,6 +117,30 @@ class LatencyTable:
             data = json.loads(self.path.read_text())
             if data.get("version") == TABLE_VERSION:
                 self.entries.update(data.get("entries", {}))
+                self.reference_ms = data.get("reference_ms")
+
+    def speed(self) -> float:
+        """The reference file's median latency now (ms): how fast this CPU runs while other jobs load it.
+
+        The reference is a fixed small network (an int8 3x3 convolution of 16 filters on the 28x28 image,
+        and the head). Entries are measured with it and stored scaled to the table's first reference
+        time, so entries measured minutes apart, under different loads, add up consistently.
+        """
+        if self._reference is None:
+            slot = LayerSlot(0, "conv", 5, 16, 1, True, True, (28, 28),
+                             precision=self.target.runs_as(5, True, "conv"))
+            with tempfile.TemporaryDirectory(prefix="qnas-latency-") as tmp:
+                self._reference = self._runner(synthetic_model("conv", (28, 28, 1), slot, self.target.head_precision,
+                                                               10), Path(tmp), "reference")
+        run, image = self._reference
+        return median_ms(run, image, self.warmup, self.repeats)
+
+    def _scale(self) -> float:
+        """Factor from latencies measured now to the table's reference load (1.0 for the first entry)."""
+        now = self.speed()
+        if self.reference_ms is None:
+            self.reference_ms = now
+        return self.reference_ms / now
 
     @property
     def path(self) -> Path:
@@ -122,6 +151,7 @@ class LatencyTable:
         self.path.parent.mkdir(parents=True, exist_ok=True)
         tmp = self.path.with_name(f".{self.path.name}.tmp")
         tmp.write_text(json.dumps({"version": TABLE_VERSION, "target": self.target.name, "machine": machine_id(),
+                                   "reference_ms": self.reference_ms,
                                    "entries": dict(sorted(self.entries.items()))}, indent=1))
         os.replace(tmp, self.path)
 
@@ -136,20 +166,41 @@ class LatencyTable:
         return f"head|{kind}|in{'x'.join(str(d) for d in shape)}|c{num_classes}"
 
     # -- measuring ------------------------------------------------------------------------------------
-    def _time(self, folded: FoldedModel) -> float:
+    def _runner(self, folded: FoldedModel, folder: Path, name: str):
+        """The target's file for ``folded`` (calibrated on random images) and one image to time it on."""
         rng = np.random.default_rng(0)
         images = rng.random((64, *folded.input_shape)).astype(np.float32)
         graph = DeployGraph(folded)
         graph.calibrate(images)
+        path = self.target.write(graph, folder / f"{name}.tflite", images)
+        return self.target.runner(path, 1), images[:1]
+
+    def _time(self, folded: FoldedModel) -> float:
         with tempfile.TemporaryDirectory(prefix="qnas-latency-") as tmp:
-            path = self.target.write(graph, Path(tmp) / "m.tflite", images)
-            return median_ms(self.target.runner(path, 1), images[:1], self.warmup, self.repeats)
+            run, image = self._runner(folded, Path(tmp), "m")
+            return median_ms(run, image, self.warmup, self.repeats)
+
+    def _time_difference(self, with_layer: FoldedModel, head_only: FoldedModel) -> tuple[float, float]:
+        """Median of (layer + head) minus head alone, timed in alternating rounds so both see the same load."""
+        with tempfile.TemporaryDirectory(prefix="qnas-latency-") as tmp:
+            run_a, image_a = self._runner(with_layer, Path(tmp), "a")
+            run_b, image_b = self._runner(head_only, Path(tmp), "b")
+            median_ms(run_a, image_a, self.warmup, 1)
+            median_ms(run_b, image_b, self.warmup, 1)
+            per_round = max(5, self.repeats // ROUNDS)
+            differences, heads = [], []
+            for _ in range(ROUNDS):
+                with_layer = median_ms(run_a, image_a, 0, per_round)
+                heads.append(median_ms(run_b, image_b, 0, per_round))
+                differences.append(with_layer - heads[-1])
+            return float(np.median(differences)), float(np.median(heads))
 
     def head_ms(self, kind: str, shape: tuple[int, ...], num_classes: int) -> float:
         key = self.head_key(kind, shape, num_classes)
         if key not in self.entries:
-            self.entries[key] = round(self._time(synthetic_model(kind, shape, None, self.target.head_precision,
-                                                                 num_classes)), 5)
+            scale = self._scale()
+            self.entries[key] = round(scale * self._time(synthetic_model(kind, shape, None, self.target.head_precision,
+                                                                         num_classes)), 5)
             self.measured += 1
             self.save()
         return self.entries[key]
@@ -159,20 +210,30 @@ class LatencyTable:
         out_shape = _output_shape(slot)
         if key not in self.entries:
             in_shape = (*slot.input_hw, slot.fan_in) if slot.kind == "conv" else (slot.fan_in,)
-            with_layer = self._time(synthetic_model(slot.kind, in_shape, slot, self.target.head_precision,
-                                                    num_classes))
-            self.entries[key] = round(max(0.0, with_layer - self.head_ms(slot.kind, out_shape, num_classes)), 5)
+            head = self.target.head_precision
+            scale = self._scale()
+            difference, head_alone = self._time_difference(
+                synthetic_model(slot.kind, in_shape, slot, head, num_classes),
+                synthetic_model(slot.kind, out_shape, None, head, num_classes))
+            self.entries[key] = round(max(0.0, scale * difference), 5)
             self.measured += 1
+            head_key = self.head_key(slot.kind, out_shape, num_classes)
+            if head_key not in self.entries:
+                self.entries[head_key] = round(scale * head_alone, 5)
+                self.measured += 1
             self.save()
         return self.entries[key]
 
     # -- predicting -------------------------------------------------------------------------------------
-    def predict(self, arch: Architecture, space: SearchSpace, input_shape: Sequence[int], num_classes: int) -> float:
-        """Predicted single-image latency (ms) of ``arch``'s file on this machine."""
+    def predict(self, arch: Architecture, space: SearchSpace, input_shape: Sequence[int], num_classes: int,
+                now: bool = False) -> float:
+        """Predicted single-image latency (ms) of ``arch``'s file on this machine, at the table's reference
+        load; ``now=True`` scales it to the load measured now (``speed``)."""
         slots = self.target.slots(arch, space, input_shape)
         total = sum(self.layer_ms(s, num_classes) for s in slots)
         last = _output_shape(slots[-1]) if slots else tuple(int(d) for d in input_shape)
-        return total + self.head_ms(space.kind, last, num_classes)
+        total += self.head_ms(space.kind, last, num_classes)
+        return total / self._scale() if now else total
 
     def breakdown(self, arch: Architecture, space: SearchSpace, input_shape: Sequence[int],
                   num_classes: int) -> list[tuple[str, float]]:
