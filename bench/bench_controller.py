@@ -112,8 +112,9 @@ class RewardModel:
 def score_pool(args: argparse.Namespace, space: SearchSpace, data) -> list[dict]:
     """Uniform architectures scored with the trained supernet, as the search scores them (cached)."""
     path = Path(args.supernet) / f"pool{args.pool}.json"
-    if path.exists():
-        return json.loads(path.read_text())
+    pool = json.loads(path.read_text()) if path.exists() else []
+    if len(pool) == args.pool:
+        return pool
     saved = json.loads((Path(args.supernet) / "variant.json").read_text())
     config = SearchConfig(epochs=saved["epochs"], child_steps=saved["child_steps"], seed=saved["seed"],
                           **VARIANTS[saved["variant"]])
@@ -123,16 +124,16 @@ def score_pool(args: argparse.Namespace, space: SearchSpace, data) -> list[dict]
         raise SystemExit(f"no supernet checkpoint in {args.supernet}")
     rng = np.random.default_rng(7)
     drawn = make_strategy("random", space.decisions(), seed=11).ask(args.pool)
-    pool = []
-    for start in range(0, args.pool, 10):
-        idx = rng.choice(len(data.x_val), 256, replace=False)
+    batches = [rng.choice(len(data.x_val), 256, replace=False) for _ in range(0, args.pool, 10)]
+    for start in range(len(pool), args.pool, 10):  # continues a pool that a killed run left unfinished
+        idx = batches[start // 10]
         archs = [space.decode(d) for d in drawn[start:start + 10]]
         for d, arch, t in zip(drawn[start:start + 10], archs, search.evaluator.evaluate(archs, data.x_val[idx],
                                                                                          data.y_val[idx])):
             pool.append({"decisions": d, "acc": t["acc"], "sim": t["sim"], "size_ratio": t["size_ratio"],
                          "bits": search.evaluator.bits(arch)})
+        path.write_text(json.dumps(pool))
         log(f"scored {len(pool)}/{args.pool}")
-    path.write_text(json.dumps(pool))
     return pool
 
 
@@ -200,7 +201,7 @@ def main() -> int:
         log(rows[-1])
     write_section("controller-knobs", f"""## Controller knobs on a model of the reward
 
-`python bench/bench_controller.py --supernet {Path(args.supernet).relative_to(ROOT)} --pool {args.pool} \
+`python bench/bench_controller.py --supernet {Path(args.supernet).resolve().relative_to(ROOT)} --pool {args.pool} \
 --seeds {args.seeds} --evaluations {args.evaluations}`
 
 {args.pool} uniform conv architectures were scored with the trained shared weights of `bench_fidelity.py`'s

@@ -83,12 +83,16 @@ def shared_scores(variant: str, archs: list[Architecture], args: argparse.Namesp
     config = SearchConfig(epochs=args.epochs, child_steps=args.child_steps, seed=args.seed, **VARIANTS[variant])
     run_dir = out / "supernets" / f"{variant}-seed{args.seed}"
     search = Search(space, data, parent, config, run_dir, log=log)
-    start = time.time()
-    for epoch in range(1, args.epochs + 1):
+    search.restore()  # a killed run continues from its last epoch
+    minutes_path = run_dir / "minutes.json"
+    minutes = json.loads(minutes_path.read_text()) if minutes_path.exists() else 0.0
+    for epoch in range(int(search.epoch.numpy()) + 1, args.epochs + 1):
+        start = time.time()
         search.child_phase(epoch)
-    minutes = (time.time() - start) / 60
-    search.epoch.assign(args.epochs)
-    search.manager.save(checkpoint_number=args.epochs)  # the trained supernet, for bench_controller.py
+        minutes += (time.time() - start) / 60
+        search.epoch.assign(epoch)
+        search.manager.save(checkpoint_number=epoch)  # the trained supernet is also bench_controller.py's
+        minutes_path.write_text(json.dumps(minutes))
     (run_dir / "variant.json").write_text(json.dumps({"variant": variant, "epochs": args.epochs, "seed": args.seed,
                                                       "child_steps": args.child_steps, "cache": str(out / "cache")}))
     ev = search.evaluator
