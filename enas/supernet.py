@@ -179,15 +179,21 @@ class Supernet(tf.Module):
                 moments.append((tf.zeros(width), tf.ones(width)))
                 h = z + self.biases[i][:width]
                 used.append(self.biases[i])
-            if i in self.pools:
-                h = tf.nn.max_pool2d(h, 2, 2, "VALID")
+            h = self._pool(i, h)
             embeddings.append(h)
             fan_in = width
+        return self._classify(h, fan_in), embeddings, moments, used
+
+    def _pool(self, i: int, h: tf.Tensor) -> tf.Tensor:
+        """The 2x2 max pooling the space puts after layer ``i``, if any."""
+        return tf.nn.max_pool2d(h, 2, 2, "VALID") if i in self.pools else h
+
+    def _classify(self, h: tf.Tensor, fan_in) -> tf.Tensor:
+        """Logits from the last block's output: ReLU, global average pooling (conv), the float classifier."""
         h = tf.nn.relu(h)
-        if not dense:
+        if self.space.kind != "dense":
             h = tf.reduce_mean(h, axis=[1, 2])
-        logits = tf.matmul(h, self.classifier_kernel[:fan_in]) + self.classifier_bias
-        return logits, embeddings, moments, used
+        return tf.matmul(h, self.classifier_kernel[:fan_in]) + self.classifier_bias
 
     def _all_variables(self) -> list[tf.Variable]:
         """Every trainable variable, in a fixed order: classifier, then per layer kernel, bias, gammas, betas."""
@@ -223,14 +229,10 @@ class Supernet(tf.Module):
                                                  BN_EPSILON)
 
             h = tf.switch_case(t, [(lambda k=k: normalise(k)) for k in range(len(self.types))])
-            if i in self.pools:
-                h = tf.nn.max_pool2d(h, 2, 2, "VALID")
+            h = self._pool(i, h)
             embeddings.append(h)
             fan_in = width
-        h = tf.nn.relu(h)
-        if not dense:
-            h = tf.reduce_mean(h, axis=[1, 2])
-        return tf.matmul(h, self.classifier_kernel[:fan_in]) + self.classifier_bias, embeddings
+        return self._classify(h, fan_in), embeddings
 
     def _loss(self, y: tf.Tensor, logits: tf.Tensor, embeddings: list[tf.Tensor], teacher_logits: tf.Tensor | None,
               features: FeatureTargets | None) -> tf.Tensor:
