@@ -32,8 +32,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--num_classes", type=int,
                    help="class count K; labels must be 0..K-1 (default: the largest label + 1)")
     p.add_argument("--epochs", type=int, default=20, help="search epochs (default %(default)s)")
-    p.add_argument("--strategy", default="controller", help="controller (ENAS LSTM) or random; 'controller,random' runs both on the same shared weights "
-                        "and the same minibatches, a like-for-like comparison (default %(default)s)")
+    p.add_argument("--strategy", default="controller", help="controller (ENAS LSTM), random or evolution (regularized, aging); 'controller,random,evolution' "
+                        "runs them on the same shared weights and the same minibatches, a like-for-like comparison "
+                        "(default %(default)s)")
     p.add_argument("--reward_weights", default="1,0.05,0.5",
                    help="w_acc,w_sim,w_size of reward = w_acc*acc - w_sim*similarity + w_size*(1 - size_ratio) "
                         "(default %(default)s)")
@@ -51,6 +52,30 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--controller_steps", type=int, default=5, help="strategy updates per epoch (default %(default)s)")
     p.add_argument("--controller_batch", type=int, default=10,
                    help="architectures sampled and scored per update (default %(default)s)")
+    p.add_argument("--warmup_epochs", type=int, default=0,
+                   help="epochs that train the shared weights only, before the strategies' first update "
+                        "(default %(default)s)")
+    p.add_argument("--controller_lr", type=float, default=3.5e-3, help="controller's Adam learning rate (default %(default)s)")
+    p.add_argument("--tanh_constant", type=float, default=1.5,
+                   help="controller logits are squashed to c * tanh(logits / T): c (default %(default)s)")
+    p.add_argument("--controller_temperature", type=float, help="... and T (default: none)")
+    p.add_argument("--entropy_weight", type=float, default=1e-4,
+                   help="weight of the controller's entropy bonus (default %(default)s)")
+    p.add_argument("--baseline_decay", type=float, default=0.99,
+                   help="decay of the controller's moving-average reward baseline (default %(default)s)")
+    p.add_argument("--population_size", type=int, default=50, help="evolution: members alive (default %(default)s)")
+    p.add_argument("--sample_size", type=int, default=10, help="evolution: tournament size (default %(default)s)")
+    p.add_argument("--sandwich", action=argparse.BooleanOptionalAction, default=False,
+                   help="each shared-weight minibatch also trains the largest and the smallest child "
+                        "(default %(default)s)")
+    p.add_argument("--distill", type=float, default=0.0, metavar="ALPHA",
+                   help="children learn from the float parent's soft targets with this weight, from the labels with "
+                        "1 - ALPHA (default %(default)s: labels only)")
+    p.add_argument("--distill_temperature", type=float, default=1.0,
+                   help="temperature of those soft targets (default %(default)s)")
+    p.add_argument("--feature_distill", type=float, default=0.0,
+                   help="weight of the similarity to the parent's block outputs as a training loss of the children "
+                        "(default %(default)s)")
     p.add_argument("--batch_size", type=int, default=100, help="minibatch of the shared weights (default %(default)s)")
     p.add_argument("--supernet_step", default="auto", choices=["auto", "eager", "compiled"],
                    help="shared-weight step: one compiled tf.function for every child (auto, compiled) or eager "

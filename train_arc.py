@@ -73,6 +73,14 @@ def build_parser() -> argparse.ArgumentParser:
                         help="'random' (default) or 'parent': start from the float parent of the space pruned to "
                              "the architecture's widths (trained once and cached in --cache_dir)")
     add_parent_flags(parser, "start from YOUR trained Dense/ReLU model instead; implies --init parent", embedding=False)
+    parser.add_argument("--distill", type=float, nargs="?", const=0.5, metavar="ALPHA",
+                        help="also learn from the parent (--parent, or the space's cached float parent): ALPHA weighs "
+                             "its temperature-softened outputs, 1 - ALPHA the labels (--distill alone: 0.5)")
+    parser.add_argument("--distill_temperature", type=float, default=4.0,
+                        help="temperature of the parent's soft targets (default: 4)")
+    parser.add_argument("--distill_features", type=float, default=0.0, metavar="WEIGHT",
+                        help="with --distill, also the similarity loss between the architecture's block outputs and "
+                             "the parent's, with this weight (default: 0, off)")
     parser.add_argument("--cache_dir", default="cache", help="where the float parent is cached (default: cache)")
     parser.add_argument("--output_dir", metavar="DIR",
                         help="output folder (default: runs/train_arc/<space>-<arch>-<data>-seed<S>; with several "
@@ -98,6 +106,7 @@ def resume_command(argv: list[str]) -> str:
 
 def config_from_args(args: argparse.Namespace, arch: str) -> TrainConfig:
     """The ``TrainConfig`` the flags ask for, for architecture ``arch``."""
+    from qnas.distill import DistillConfig
     from qnas.trainer import TrainConfig
 
     return TrainConfig(
@@ -106,6 +115,8 @@ def config_from_args(args: argparse.Namespace, arch: str) -> TrainConfig:
         output_dir=args.output_dir, resume=args.resume, init=args.init, lr=args.lr, patience=args.patience,
         cache_dir=args.cache_dir, tflite=args.tflite, parent=args.parent, parent_layout=args.parent_layout,
         num_classes=args.num_classes, distribute=args.distribute, replicas=args.replicas, target=args.target,
+        distill=None if args.distill is None else DistillConfig(args.distill, args.distill_temperature,
+                                                                args.distill_features),
     )
 
 

@@ -1,11 +1,19 @@
-"""Controller vs random search on the same supernet, the same minibatches and the same number of evaluations.
+"""Controller vs random search vs regularized evolution: same supernet, same minibatches, same number of evaluations.
 
-    python bench/bench_strategies.py [--seeds 0,1,2] [--epochs 10] [--retrain_epochs 15]
+    python bench/bench_strategies.py [--seeds 0,1,2,3,4] [--epochs 20] [--retrain_epochs 30] [-- SEARCH FLAGS]
 
-Each seed runs one search with ``--strategy controller,random``: the shared weights are trained once
-and both strategies score the same number of children on the same validation minibatches. Reported
-per seed and strategy: the best reward any evaluated child reached, and the test accuracy and size
-of each strategy's pick after ``train_arc``. Writes the ``strategies`` section of BENCHMARKS.md.
+Each seed runs one search with ``--strategy controller,random,evolution`` (every other setting at its
+default unless given after ``--``): the shared weights are trained once and the strategies score the same
+number of children on the same validation minibatches. Reported:
+
+* best reward found against evaluations, mean and 95% band over seeds per strategy (``strategies.png``);
+* evaluations the controller and evolution need to reach random search's final best (per seed);
+* the controller's policy entropy, first and last update, and the mean reward of each strategy's samples in
+  the last quarter of the search, with its standard error;
+* each strategy's pick after ``train_arc --max_epochs --retrain_epochs`` (the search's printed command otherwise):
+  test accuracy and size, mean with a 95% interval over seeds.
+
+Writes the ``strategies`` section of BENCHMARKS.md (``--section`` to write another, e.g. for a reduced protocol).
 """
 from __future__ import annotations
 
@@ -15,6 +23,9 @@ os.environ.setdefault("TF_USE_LEGACY_KERAS", "1")  # before anything imports Ten
 
 import argparse
 import json
+import math
+import shlex
+import sys
 from pathlib import Path
 
 import numpy as np
@@ -22,66 +33,142 @@ from common import DEFAULT_DATA, ROOT, log, write_section
 
 import search_arc_mnist
 import train_arc
+from qnas.tensorboard_logging import read_scalars
 
-STRATEGIES = ("controller", "random")
+STRATEGIES = ("controller", "random", "evolution")
+T95 = {1: 12.71, 2: 4.30, 3: 3.18, 4: 2.78, 5: 2.57, 6: 2.45, 7: 2.36, 8: 2.31, 9: 2.26}  # Student t, two-sided 95%
 
 
-def best_reward(run_dir: Path, strategy: str) -> float:
-    rows = [json.loads(line) for line in (run_dir / "evaluations.jsonl").read_text().splitlines()]
-    return max(r["reward"] for r in rows if r["strategy"] == strategy and r["phase"] == "controller")
+def interval(values: list[float]) -> str:
+    """``mean ± half-width`` of the 95% interval over seeds (t distribution)."""
+    v = np.asarray(values, float)
+    if len(v) < 2:
+        return f"{v.mean():.4f}"
+    return f"{v.mean():.4f} ± {T95.get(len(v) - 1, 1.96) * v.std(ddof=1) / math.sqrt(len(v)):.4f}"
+
+
+def update_rows(run: Path) -> dict[str, list[dict]]:
+    rows = [json.loads(line) for line in (run / "evaluations.jsonl").read_text().splitlines() if line.strip()]
+    return {s: [r for r in rows if r["strategy"] == s and r["phase"] == "controller"] for s in STRATEGIES}
+
+
+def to_reach(rewards: list[float], target: float) -> float:
+    hit = np.flatnonzero(np.maximum.accumulate(rewards) >= target)
+    return float(hit[0] + 1) if len(hit) else math.inf
+
+
+def plot(curves: dict[str, list[np.ndarray]], path: Path, title: str) -> None:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    fig, ax = plt.subplots(figsize=(6.4, 4.2))
+    for name, runs in curves.items():
+        n = min(len(r) for r in runs)
+        best = np.array([np.maximum.accumulate(r[:n]) for r in runs])
+        mean = best.mean(axis=0)
+        half = (T95.get(len(runs) - 1, 1.96) * best.std(axis=0, ddof=1) / math.sqrt(len(runs))
+                if len(runs) > 1 else np.zeros(n))
+        x = np.arange(1, n + 1)
+        ax.plot(x, mean, label=f"{name} ({len(runs)} seeds)")
+        ax.fill_between(x, mean - half, mean + half, alpha=0.2)
+    ax.set_xlabel("child evaluations")
+    ax.set_ylabel("best reward so far")
+    ax.set_title(title)
+    ax.legend()
+    lows = [np.maximum.accumulate(r)[len(r) // 10] for runs in curves.values() for r in runs]
+    ax.set_ylim(bottom=min(lows))
+    fig.tight_layout()
+    fig.savefig(path, dpi=120)
+    plt.close(fig)
 
 
 def main() -> int:
+    argv = sys.argv[1:]
+    extra = argv[argv.index("--") + 1:] if "--" in argv else []
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--data", default=DEFAULT_DATA)
-    p.add_argument("--seeds", default="0,1,2")
-    p.add_argument("--epochs", type=int, default=10)
-    p.add_argument("--retrain_epochs", type=int, default=15)
+    p.add_argument("--seeds", default="0,1,2,3,4")
+    p.add_argument("--epochs", type=int, default=20)
+    p.add_argument("--retrain_epochs", type=int, default=30)
     p.add_argument("--out", default=str(ROOT / "runs" / "bench" / "strategies"))
-    args = p.parse_args()
+    p.add_argument("--section", default="strategies")
+    p.add_argument("--png", default=str(ROOT / "bench" / "strategies.png"))
+    args = p.parse_args(argv[:argv.index("--")] if "--" in argv else argv)
     out, cache = Path(args.out), str(Path(args.out) / "cache")
-    rows, summary = [], {s: {"reward": [], "test": [], "kib": []} for s in STRATEGIES}
-    for seed in (int(s) for s in args.seeds.split(",")):
+    seeds = [int(s) for s in args.seeds.split(",")]
+    per_seed, curves = [], {s: [] for s in STRATEGIES}
+    summary = {s: {"test": [], "kib": [], "reach": [], "last": [], "best": []} for s in STRATEGIES}
+    entropy = []
+    for seed in seeds:
         run = out / f"seed{seed}"
-        argv = ["--data", args.data, "--seed", str(seed), "--epochs", str(args.epochs), "--strategy",
-                ",".join(STRATEGIES), "--output_dir", str(run), "--cache_dir", cache]
+        search_argv = ["--data", args.data, "--seed", str(seed), "--epochs", str(args.epochs), "--strategy",
+                       ",".join(STRATEGIES), "--output_dir", str(run), "--cache_dir", cache, *extra]
         if not (run / "result.json").exists():
-            rc = search_arc_mnist.main(argv + (["--resume"] if (run / "config.json").exists() else []))
+            rc = search_arc_mnist.main(search_argv + (["--resume"] if (run / "config.json").exists() else []))
             if rc:
                 return rc
         result = json.loads((run / "result.json").read_text())
+        rows = update_rows(run)
+        random_best = max(r["reward"] for r in rows["random"])
+        ent = read_scalars(run / "tensorboard").get("controller_controller/entropy", [])
+        if ent:
+            entropy.append((ent[0][1], ent[-1][1]))
+        command = shlex.split(result["retrain_command"])[2:]
         for strategy in STRATEGIES:
+            rewards = [r["reward"] for r in rows[strategy]]
+            curves[strategy].append(np.array(rewards))
             arch = result["strategies"][strategy]["best_arch"]
             train_dir = out / f"seed{seed}-{strategy}-train"
             if not (train_dir / "result.json").exists():
-                rc = train_arc.main(["-fixed_arc", arch, "--space", "conv", "--data", args.data, "--seed", str(seed),
-                                     "--max_epochs", str(args.retrain_epochs), "--output_dir", str(train_dir),
-                                     "--cache_dir", cache, "--no_tflite",
-                                     *(["--resume"] if (train_dir / "run_config.json").exists() else [])])
+                cmd = [*command, "--max_epochs", str(args.retrain_epochs), "--output_dir", str(train_dir),
+                       "--no_tflite", *(["--resume"] if (train_dir / "run_config.json").exists() else [])]
+                cmd[cmd.index("-fixed_arc") + 1] = arch
+                rc = train_arc.main(cmd)
                 if rc:
                     return rc
             trained = json.loads((train_dir / "result.json").read_text())
-            reward = best_reward(run, strategy)
-            test, kib = trained["metrics"]["test_accuracy"], trained["size"]["kib"]
-            for key, value in (("reward", reward), ("test", test), ("kib", kib)):
+            quarter = rewards[-max(1, len(rewards) // 4):]
+            values = {"test": trained["metrics"]["test_accuracy"], "kib": trained["size"]["kib"],
+                      "reach": to_reach(rewards, random_best), "last": float(np.mean(quarter)), "best": max(rewards)}
+            for key, value in values.items():
                 summary[strategy][key].append(value)
-            rows.append(f"| {seed} | {strategy} | {reward:.4f} | `{arch}` | {test:.4f} | {kib:.2f} |")
-            log(rows[-1])
-    means = [f"| mean | {s} | {np.mean(v['reward']):.4f} ± {np.std(v['reward']):.4f} | | "
-             f"{np.mean(v['test']):.4f} ± {np.std(v['test']):.4f} | {np.mean(v['kib']):.2f} |"
+            se = float(np.std(quarter, ddof=1) / math.sqrt(len(quarter)))
+            per_seed.append(f"| {seed} | {strategy} | {values['best']:.4f} | {values['reach']:.0f} / {len(rewards)} | "
+                            f"{values['last']:.4f} ± {se:.4f} | `{arch}` | {values['test']:.4f} | {values['kib']:.2f} |")
+            log(per_seed[-1])
+    plot(curves, Path(args.png), f"conv, {args.epochs} epochs, {len(seeds)} seeds")
+    means = [f"| mean ({len(seeds)} seeds) | {s} | {interval(v['best'])} | "
+             f"{np.mean(v['reach']):.0f} | {interval(v['last'])} | | {interval(v['test'])} | {interval(v['kib'])} |"
              for s, v in summary.items()]
-    write_section("strategies", f"""## Controller vs random search (same supernet, same evaluations)
+    diffs = np.array(summary["controller"]["last"]) - np.array(summary["random"]["last"])
+    ent_line = ("Controller entropy, first -> last update: " + ", ".join(f"{a:.2f} -> {b:.2f}" for a, b in entropy)
+                + f" (mean fall {100 * np.mean([1 - b / a for a, b in entropy]):.0f}%, uniform policy "
+                  f"{4 * (math.log(5) + math.log(6)):.2f}).") if entropy else ""
+    flags = " ".join(shlex.quote(a) for a in extra)
+    png = Path(args.png).resolve()
+    png_link = png.relative_to(ROOT).as_posix() if png.is_relative_to(ROOT) else str(png)
+    write_section(args.section, f"""## Controller vs random search vs regularized evolution (same supernet, same evaluations)
 
-`python bench/bench_strategies.py --seeds {args.seeds} --epochs {args.epochs} --retrain_epochs {args.retrain_epochs}`:
-conv space, default reward, {args.epochs} search epochs, each strategy scoring 5 x 10 children per epoch on the
-same validation minibatches of the same supernet (`--strategy controller,random`). "best reward" is the highest
-reward among the children each strategy scored; its pick (after the final full-validation round) is then
-retrained with `train_arc.py --max_epochs {args.retrain_epochs}` and tested once. mnist-10k.
+`python bench/bench_strategies.py --seeds {args.seeds} --epochs {args.epochs} --retrain_epochs {args.retrain_epochs}\
+{' -- ' + flags if flags else ''}`: conv space, mnist-10k, `--strategy controller,random,evolution`, every other search
+setting at its default{' except ' + flags if flags else ''}. The three strategies score the same number of children on
+the same validation minibatches of one supernet per seed. "Best reward" is the highest reward among the children a
+strategy scored; "to reach random's best" counts the evaluations before a strategy's best reward so far reaches random
+search's final best in that seed (inf: never); "last quarter" is the mean reward of a strategy's samples in the last
+quarter of the search (± its standard error within the run). Each strategy's pick (after the final full-validation
+round) is retrained with the search's printed `train_arc.py` command, `--max_epochs {args.retrain_epochs}`, and tested
+once. Means are over seeds with 95% intervals (t distribution).
 
-| seed | strategy | best reward found | pick | test acc after train_arc | KiB |
-|---|---|---|---|---|---|
-{chr(10).join(rows)}
+![best reward vs evaluations]({png_link})
+
+| seed | strategy | best reward | to reach random's best | last-quarter mean reward | pick | test acc after train_arc | KiB |
+|---|---|---|---|---|---|---|---|
+{chr(10).join(per_seed)}
 {chr(10).join(means)}
+
+Controller minus random, last-quarter mean reward: {interval(list(diffs))} over seeds. {ent_line}
 """)
     return 0
 

@@ -15,18 +15,15 @@ from qnas.arch import Architecture
 from qnas.data import Dataset
 from qnas.evaluation import Evaluator, Terms
 from qnas.objective import Objective
-from qnas.similarity import TSNELoss
+from qnas.similarity import TSNELoss, matching_depths
 from qnas.targets.pricing import SizePricer
+
+__all__ = ["SharedWeightEvaluator", "matching_depths", "probe_perplexity"]
 
 
 def probe_perplexity(num_points: int, preferred: float = 30.0) -> float:
     """EComp's perplexity of 30, lowered for tiny probe batches (t-SNE needs perplexity well below n)."""
     return float(min(preferred, max(2.0, (num_points - 1) / 3)))
-
-
-def matching_depths(num_child: int, num_parent: int) -> list[int]:
-    """For each parent embedding layer, the child layer at the same relative depth."""
-    return [max(0, round((k + 1) * num_child / num_parent) - 1) for k in range(num_parent)]
 
 
 class SharedWeightEvaluator(Evaluator):

@@ -4,17 +4,23 @@ Each epoch:
 
 1. **child phase**: ``child_steps`` minibatches (72 by default, or one pass over a smaller training split)
    each train the supernet through a new child (drawn uniformly by default, or by the strategy with
-   ``child_sampling="strategy"`` as in ENAS). Minibatches walk through seeded shuffles of the training
-   split, one pass after another across epochs, so the run covers the data whatever its size while an
-   epoch costs the same on 7,200 images as on 54,000;
-2. **controller phase**: ``controller_steps`` times, the strategy samples ``controller_batch``
-   architectures, each is scored on one validation minibatch (inference mode, own BatchNorm
-   statistics) and the strategy updates on the rewards;
+   ``child_sampling="strategy"`` as in ENAS). With ``sandwich`` the largest and the smallest child are
+   trained on the same minibatch too; with ``distill`` the children learn from the float parent's soft
+   targets as well as from the labels, and with ``feature_distill`` from its block outputs (the similarity
+   term as a loss). Minibatches walk through seeded shuffles of the training split, one pass after another
+   across epochs, so the run covers the data whatever its size while an epoch costs the same on 7,200
+   images as on 54,000;
+2. **controller phase** (from epoch ``warmup_epochs + 1`` on): ``controller_steps`` times, each strategy
+   samples ``controller_batch`` architectures, all of them are scored on the same validation minibatch
+   (inference mode, own BatchNorm statistics; every strategy sees the same minibatches) and the strategy
+   updates on the rewards;
 3. "Here are 10 architectures": ten fresh samples scored on (up to ``show_size`` images of) the validation split;
 4. a checkpoint of everything that the next epoch depends on.
 
-Every evaluation is appended to ``evaluations.jsonl``; the run ends by scoring the best candidates
-on the whole validation split and printing the ``train_arc.py`` command for the winner.
+Every evaluation is appended to ``evaluations.jsonl``; the run ends by scoring each strategy's best
+candidates on the whole validation split and printing the ``train_arc.py`` command for the winner.
+TensorBoard gets, per strategy (``tensorboard/<strategy>/``), the best reward found against the
+number of evaluations, and the controller's loss, entropy, baseline and reward terms per update.
 """
 from __future__ import annotations
 
@@ -35,9 +41,10 @@ from enas.supernet import Supernet
 from qnas.arch import Architecture, parse_arch
 from qnas.checkpoints import restore_newest_readable
 from qnas.data import Dataset
+from qnas.distill import distill_perplexity, feature_affinities, teacher_logits
 from qnas.errors import UserInputError
 from qnas.objective import Objective, ObjectiveWeights
-from qnas.parent import Parent, probe_batch
+from qnas.parent import Parent, as_model_input, probe_batch
 from qnas.records import run_record, write_json_atomic
 from qnas.space import SearchSpace
 from qnas.targets import get_target
@@ -59,8 +66,20 @@ class SearchConfig:
     supernet_step: str = "auto"  # one compiled trace for every child (auto), or eager slicing
     learning_rate: float = 2e-3
     child_sampling: str = "uniform"
+    sandwich: bool = False  # each minibatch also trains the largest and the smallest child (gradients summed)
+    distill: float = 0.0  # weight alpha of the float parent's soft targets in the children's loss (0: labels only)
+    distill_temperature: float = 1.0
+    feature_distill: float = 0.0  # weight of the similarity term on block outputs as a training loss
     controller_steps: int = 5
     controller_batch: int = 10
+    warmup_epochs: int = 0  # epochs that train the shared weights only, before the strategies' first update
+    controller_lr: float = 3.5e-3
+    tanh_constant: float = 1.5
+    controller_temperature: float | None = None
+    entropy_weight: float = 1e-4
+    baseline_decay: float = 0.99
+    population_size: int = 50  # evolution: members alive
+    sample_size: int = 10  # evolution: tournament size
     eval_batch: int = 256
     calib_size: int = 256
     probe_size: int = 300
@@ -74,6 +93,15 @@ class SearchConfig:
     @property
     def objective(self) -> Objective:
         return Objective(self.reward, self.max_kib)
+
+    def strategy_options(self, name: str) -> dict:
+        """The settings of strategy ``name`` (the others take none)."""
+        if name == "controller":
+            return {"lr": self.controller_lr, "tanh_constant": self.tanh_constant, "entropy_weight": self.entropy_weight,
+                    "temperature": self.controller_temperature, "baseline_decay": self.baseline_decay}
+        if name == "evolution":
+            return {"population_size": self.population_size, "sample_size": self.sample_size}
+        return {}
 
     def to_dict(self) -> dict:
         out = asdict(self)
@@ -94,9 +122,9 @@ class SearchResult:
 class Strategies(tf.Module):
     """The strategies of one run, by name: each takes its turn on the same shared weights."""
 
-    def __init__(self, names: list[str], space: SearchSpace, seed: int):
+    def __init__(self, names: list[str], space: SearchSpace, seed: int, options: Callable[[str], dict] = lambda n: {}):
         super().__init__(name="strategies")
-        self.by_name = {name: make_strategy(name, space.decisions(), seed=seed) for name in names}
+        self.by_name = {name: make_strategy(name, space.decisions(), seed=seed, **options(name)) for name in names}
 
 
 class Search:
@@ -116,9 +144,11 @@ class Search:
         with distribution.scope() if distribution else contextlib.nullcontext():  # shared weights: data-parallel
             self.supernet = Supernet(space, data.input_shape, data.num_classes, seed=config.seed,
                                      learning_rate=config.learning_rate, decay_steps=config.epochs * steps_per_epoch,
-                                     step=config.supernet_step)
+                                     step=config.supernet_step, distill_alpha=config.distill,
+                                     distill_temperature=config.distill_temperature,
+                                     feature_weight=config.feature_distill)
         names = [n.strip() for n in config.strategy.split(",") if n.strip()]
-        self.strategies = Strategies(names, space, config.seed)
+        self.strategies = Strategies(names, space, config.seed, config.strategy_options)
         self.strategy: Strategy = self.strategies.by_name[names[0]]
         x_probe = probe_batch(data, config.probe_size, seed=config.seed)
         calib = np.random.default_rng([config.seed, 1]).choice(len(data.x_train), min(config.calib_size,
@@ -127,12 +157,20 @@ class Search:
                                parent)
         self.evaluator = SharedWeightEvaluator(self.supernet, data, parent.embeddings(x_probe), self.size, x_probe,
                                                data.x_train[np.sort(calib)], config.objective)
+        # distillation targets: the parent's logits on the training split once; its block outputs per minibatch
+        self.teacher = teacher_logits(parent.model, as_model_input(parent.model, data.x_train)) if config.distill else None
+        self.parent_features = parent.embedding_model() if config.feature_distill else None
+        self.feature_perplexity = distill_perplexity(config.batch_size)
         self.epoch = tf.Variable(0, dtype=tf.int64, trainable=False, name="epoch")
         self.ctrl_step = tf.Variable(0, dtype=tf.int64, trainable=False, name="ctrl_step")
         self.checkpoint = tf.train.Checkpoint(supernet=self.supernet, optimizer=self.supernet.optimizer,
                                               strategies=self.strategies, epoch=self.epoch, ctrl_step=self.ctrl_step)
         self.manager = tf.train.CheckpointManager(self.checkpoint, self.output_dir / "checkpoints", max_to_keep=2)
         self.writer = tf.summary.create_file_writer(str(self.output_dir / "tensorboard"))
+        # one writer per strategy, so TensorBoard overlays their best-reward curves in one chart
+        self.strategy_writers = {name: tf.summary.create_file_writer(str(self.output_dir / "tensorboard" / name))
+                                 for name in names}
+        self.found = {name: (0, -math.inf) for name in names}  # (evaluations so far, best reward so far)
         self.history_path = self.output_dir / "evaluations.jsonl"
         self.start_time = time.time()
         self.minutes_before = 0.0
@@ -150,6 +188,10 @@ class Search:
         if self.history_path.exists():  # drop evaluations of an epoch that did not finish (and a torn last line)
             rows = [row for row in read_rows(self.history_path) if row["epoch"] <= done]
             self.history_path.write_text("".join(json.dumps(row) + "\n" for row in rows))
+            for row in rows:
+                if row["phase"] == "controller" and row.get("strategy") in self.found:
+                    count, best = self.found[row["strategy"]]
+                    self.found[row["strategy"]] = (count + 1, max(best, row["reward"]))
         self.log(f"resumed from {latest}: {done} epochs done, continuing at epoch {done + 1}")
         return True
 
@@ -162,7 +204,8 @@ class Search:
                                 **{k: round(v, 6) for k, v in terms.items()}}) + "\n")
 
     # ------------------------------------------------------------------ phases
-    def _child_phase(self, epoch: int) -> None:
+    def child_phase(self, epoch: int) -> None:
+        """Train the shared weights for one epoch's ``child_steps`` minibatches."""
         cfg, data = self.config, self.data
         minibatches = epoch_minibatches(cfg.seed, len(data.x_train), cfg.batch_size, self.steps_per_epoch, epoch)
         steps = len(minibatches)
@@ -172,10 +215,18 @@ class Search:
         else:
             sizes = self.space.decision_sizes()
             children = [[int(rng.integers(k)) for k in sizes] for _ in range(steps)]
+        bounds = [self.supernet.extreme_child(True), self.supernet.extreme_child(False)] if cfg.sandwich else []
         loss_sum, correct = 0.0, 0
         for step, idx in enumerate(minibatches):
+            features = None
+            if self.parent_features is not None:
+                outputs = self.parent_features(as_model_input(self.parent.model, data.x_train[idx]), training=False)
+                outputs = outputs if isinstance(outputs, list) else [outputs]
+                joint = feature_affinities([o.numpy() for o in outputs], self.feature_perplexity)
+                features = list(zip(self.evaluator.depths, joint))
             out = self.supernet.train_step(data.x_train[idx], data.y_train[idx],
-                                           self.space.decode(children[step]))
+                                           [self.space.decode(children[step]), *bounds],
+                                           None if self.teacher is None else tf.gather(self.teacher, idx), features)
             loss_sum += out["loss"]
             correct += out["correct"]
             if step % 5 == 0:
@@ -204,8 +255,9 @@ class Search:
             terms = self.evaluator.evaluate(archs, data.x_val[idx], data.y_val[idx])
             for arch, t in zip(archs, terms):
                 self._record(epoch, "controller", arch, t, name)
+            self._log_found(name, [t["reward"] for t in terms])
             stats = strategy.tell(proposals, [t["reward"] for t in terms])
-            ctrl_step = (epoch - 1) * cfg.controller_steps + step + 1
+            ctrl_step = (epoch - 1 - cfg.warmup_epochs) * cfg.controller_steps + step + 1
             mean = {k: float(np.mean([t[k] for t in terms])) for k in ("reward", "acc", "sim", "size_ratio")}
             self.log(f"{prefix}ctrl_step={ctrl_step:<5d} loss={stats.get('loss', 0.0):.4f} "
                      f"ent={stats.get('entropy', 0.0):.3f} reward={mean['reward']:.4f} acc={mean['acc']:.4f} "
@@ -216,8 +268,18 @@ class Search:
                     tf.summary.scalar(f"{tag}/{key}", value)
                 for key, value in mean.items():
                     tf.summary.scalar(f"{tag}/reward_terms/{key}", value)
-        self.ctrl_step.assign(epoch * cfg.controller_steps)
+        self.ctrl_step.assign((epoch - cfg.warmup_epochs) * cfg.controller_steps)
         self._log_probabilities(name, strategy)
+
+    def _log_found(self, name: str, rewards: list[float]) -> None:
+        """TensorBoard ``search/best_reward`` and ``search/reward`` against the strategy's evaluations so far."""
+        count, best = self.found[name]
+        with self.strategy_writers[name].as_default():
+            for reward in rewards:
+                count, best = count + 1, max(best, reward)
+                tf.summary.scalar("search/best_reward", best, step=count)
+            tf.summary.scalar("search/reward", float(np.mean(rewards)), step=count)
+        self.found[name] = (count, best)
 
     def _log_probabilities(self, name: str, strategy: Strategy) -> None:
         probs = strategy.probabilities()
@@ -257,15 +319,20 @@ class Search:
             if stop_after is not None and epoch > stop_after:
                 return None
             self.log(f"Epoch {epoch}: training shared weights")
-            self._child_phase(epoch)
+            self.child_phase(epoch)
             for name, strategy in self.strategies.by_name.items():
-                self.log(f"Epoch {epoch}: training controller ({name})")
-                self._controller_phase(epoch, name, strategy)
+                if epoch > cfg.warmup_epochs:
+                    self.log(f"Epoch {epoch}: training controller ({name})")
+                    self._controller_phase(epoch, name, strategy)
+                else:
+                    self.log(f"Epoch {epoch}: warm-up {epoch}/{cfg.warmup_epochs}, shared weights only ({name} waits)")
                 self._show_architectures(epoch, name, strategy)
             self.epoch.assign(epoch)
             self.manager.save(checkpoint_number=epoch)
             write_json_atomic(self.output_dir / "state.json", {"epochs_done": epoch, "minutes": self.minutes()})
             self.writer.flush()
+            for writer in self.strategy_writers.values():
+                writer.flush()
             if cfg.max_minutes is not None and self.minutes() >= cfg.max_minutes and epoch < cfg.epochs:
                 self.log(f"time budget of {cfg.max_minutes:g} minutes reached after epoch {epoch}: picking the winner")
                 break

@@ -7,15 +7,15 @@ import shlex
 from pathlib import Path
 
 from enas.report import report
-from enas.search import Search, SearchConfig, write_summary
+from enas.search import Log, Search, SearchConfig, write_summary
 from enas.strategies import STRATEGIES
 from qnas.checkpoints import folder_write_problem
-from qnas.data import load_dataset
+from qnas.data import Dataset, load_dataset
 from qnas.distribute import make_distribution
 from qnas.distribute_flags import check_distribute_flags
 from qnas.errors import UserInputError
 from qnas.objective import ObjectiveWeights
-from qnas.parent import data_fingerprint
+from qnas.parent import Parent, data_fingerprint
 from qnas.parent_flags import emb_layer_names
 from qnas.progress import Console
 from qnas.run_folder import RunFolder
@@ -23,7 +23,7 @@ from qnas.seeding import seed_everything
 from qnas.space import SearchSpace
 from qnas.spaces import get_space
 from qnas.targets.deploy import resolve_target
-from qnas.user_parent import hidden_linear_layers, resolve_parent
+from qnas.user_parent import as_space_model, hidden_linear_layers, resolve_parent
 from qnas.validation import (
     DataNeeds,
     check_image_side,
@@ -62,6 +62,20 @@ def check_args(args: argparse.Namespace) -> None:
             raise UserInputError(f"--{flag} must be a positive integer, got {getattr(args, flag)}")
     if args.child_steps < 0:
         raise UserInputError(f"--child_steps must be 0 (one pass per epoch) or a positive integer, got {args.child_steps}")
+    if args.warmup_epochs < 0:
+        raise UserInputError(f"--warmup_epochs must be 0 or more, got {args.warmup_epochs}")
+    for flag in ("controller_lr", "tanh_constant", "distill_temperature", "controller_temperature"):
+        check_positive_number(getattr(args, flag), f"--{flag}")
+    for flag in ("entropy_weight", "feature_distill"):
+        if not (getattr(args, flag) >= 0 and math.isfinite(getattr(args, flag))):
+            raise UserInputError(f"--{flag} must be 0 or a positive number, got {getattr(args, flag)}")
+    if not 0 <= args.distill <= 1:
+        raise UserInputError(f"--distill must be between 0 and 1, got {args.distill}")
+    if not 0 <= args.baseline_decay <= 1:
+        raise UserInputError(f"--baseline_decay must be between 0 and 1, got {args.baseline_decay}")
+    if args.population_size < 2 or not 1 <= args.sample_size <= args.population_size:
+        raise UserInputError(f"--population_size must be at least 2 and --sample_size between 1 and it, got "
+                             f"{args.population_size} and {args.sample_size}")
     if args.max_minutes is not None and not args.max_minutes > 0:
         raise UserInputError(f"--max_minutes must be positive, got {args.max_minutes}")
     if args.max_kib is not None and not (args.max_kib > 0 and math.isfinite(args.max_kib)):
@@ -86,15 +100,44 @@ def check_args(args: argparse.Namespace) -> None:
                              f"comma-separated, each once")
 
 
-def retrain_command(arch_string: str, args: argparse.Namespace) -> str:
-    """The exact command that retrains the winner to convergence."""
+def retrain_command(arch_string: str, args: argparse.Namespace, parent_retrains: bool = True) -> str:
+    """The exact command that retrains the winner to convergence, keeping the parent's knowledge.
+
+    The parent the search compared with teaches the retraining (``--distill``): the user's ``--parent``, which
+    also warm-starts it, or else the cached float parent (same ``--seed``, data and ``--cache_dir``, so the same
+    file). ``parent_retrains`` False (a user's parent that train_arc cannot rebuild) leaves both out.
+    """
     parts = ["python", "train_arc.py", "-fixed_arc", arch_string, "--space", args.space]
     parts += ["--data", args.data] if args.data else ["--dataset", args.dataset]
     parts += ["--seed", str(args.seed)]
     if args.target:
         parts += ["--target", args.target]
+    if args.num_classes:
+        parts += ["--num_classes", str(args.num_classes)]
+    if parent_retrains:
+        if args.parent:
+            parts += ["--parent", args.parent]
+            parts += ["--parent_layout", args.parent_layout] if args.parent_layout != "in_out" else []
+        elif args.cache_dir != "cache":
+            parts += ["--cache_dir", args.cache_dir]
+        parts += RETRAIN_DISTILL
     return " ".join(shlex.quote(p) for p in parts)
 
+
+def parent_retrains(args: argparse.Namespace, parent: Parent, space: SearchSpace, data: Dataset, log: Log) -> bool:
+    """Whether train_arc can warm-start from and distil the user's parent (a Dense/ReLU stack), saying why not."""
+    if not args.parent:
+        return True
+    try:
+        as_space_model(parent.model, space, data)
+    except UserInputError as err:
+        log(f"note: the retrain command starts from scratch without your parent: {err}")
+        return False
+    return True
+
+
+# how the printed retrain command learns from the parent (BENCHMARKS.md, "parent knowledge")
+RETRAIN_DISTILL = ["--distill"]
 
 # settings a resumed run may change: a time budget can be extended, and the step may move to another device
 RESUMABLE_CHANGES = {"max_minutes", "supernet_step"}
@@ -112,6 +155,12 @@ def run_from_args(args: argparse.Namespace, argv: list[str]) -> int:
                           child_steps=args.child_steps, supernet_step=args.supernet_step,
                           learning_rate=args.lr, child_sampling=args.child_sampling,
                           controller_steps=args.controller_steps, controller_batch=args.controller_batch,
+                          warmup_epochs=args.warmup_epochs, controller_lr=args.controller_lr,
+                          tanh_constant=args.tanh_constant, controller_temperature=args.controller_temperature,
+                          entropy_weight=args.entropy_weight, baseline_decay=args.baseline_decay,
+                          population_size=args.population_size, sample_size=args.sample_size,
+                          sandwich=args.sandwich, distill=args.distill, distill_temperature=args.distill_temperature,
+                          feature_distill=args.feature_distill,
                           reward=ObjectiveWeights.parse(args.reward_weights), max_kib=args.max_kib,
                           max_minutes=args.max_minutes, seed=args.seed, target=target.name)
     output_dir = Path(args.output_dir or f"runs/search/{args.space}-{args.strategy}-seed{args.seed}")
@@ -153,7 +202,7 @@ def run_from_args(args: argparse.Namespace, argv: list[str]) -> int:
     if not dist.is_chief:
         print("search: this worker's part is done; the chief wrote the result", flush=True)
         return 0
-    command = retrain_command(result.best.to_string(), args)
+    command = retrain_command(result.best.to_string(), args, parent_retrains(args, parent, space, data, _log))
     t = result.best_terms
     _log("=" * 51)
     _log(f"best architecture: {result.best.to_string()}   ({result.best.readable()})")

@@ -16,6 +16,11 @@ with statistics shared between children. ``calibrate`` measures its own statisti
 and ``evaluate`` then runs it in inference mode. ``export_child`` builds the standalone Keras model
 with the sliced weights and those statistics, which gives the same outputs (tested).
 
+A training step may train several children on one minibatch (the sandwich rule: the largest, the smallest and
+a sampled child; their gradients are summed into one update) and may distil from the float parent: its logits as
+soft targets and, weighted by ``feature_weight``, the similarity term as a loss on the child's block outputs
+(``qnas.distill``). Each child keeps its own batch statistics.
+
 ``step="compiled"`` runs the training step's forward and backward pass as one ``tf.function`` traced
 once for every child: widths and types enter as tensors, slices are dynamic and each layer's
 quantizer and normalisation are picked by ``tf.switch_case``. The optimizer then updates only the
@@ -36,7 +41,8 @@ from dataclasses import dataclass
 import numpy as np
 import tensorflow as tf
 
-from qnas.arch import Architecture
+from qnas.arch import Architecture, Layer
+from qnas.distill import feature_loss, soft_target_loss
 from qnas.distribute import apply_on_every_replica, data_parallel_grads, global_moments
 from qnas.models import build_model
 from qnas.space import SearchSpace
@@ -44,6 +50,7 @@ from quantize.blocks import BN_EPSILON, uses_batchnorm
 from quantize.types import LAYER_TYPES
 
 BNStats = list[tuple[tf.Tensor, tf.Tensor]]
+FeatureTargets = list[tuple[int, tf.Tensor]]  # (child layer, the parent's joint affinities P on the minibatch)
 STEP_MODES = ("auto", "eager", "compiled")
 
 
@@ -61,8 +68,11 @@ class Supernet(tf.Module):
 
     def __init__(self, space: SearchSpace, input_shape: Sequence[int], num_classes: int, seed: int = 0,
                  learning_rate: float = 2e-3, decay_steps: int | None = None, name: str = "supernet",
-                 step: str = "auto"):
+                 step: str = "auto", distill_alpha: float = 0.0, distill_temperature: float = 1.0,
+                 feature_weight: float = 0.0):
         super().__init__(name=name)
+        self.distill_alpha, self.distill_temperature = float(distill_alpha), float(distill_temperature)
+        self.feature_weight = float(feature_weight)
         if step not in STEP_MODES:
             raise ValueError(f"step must be one of {STEP_MODES}, got {step!r}")
         # built inside ``strategy.scope()``: variables are mirrored and every step is compiled and data-parallel
@@ -122,6 +132,13 @@ class Supernet(tf.Module):
                              f"types {list(self.space.types)})")
         return [(lay.width, self.space.types.index(lay.type_code)) for lay in arch.layers]
 
+    def extreme_child(self, largest: bool) -> Architecture:
+        """The sandwich rule's bounds: every layer at the widest width and most bits, or the narrowest and fewest."""
+        pick = max if largest else min
+        width = pick(self.space.widths)
+        code = pick(self.space.types, key=lambda c: (LAYER_TYPES[c].bits, c))
+        return Architecture(tuple(Layer(width, code) for _ in range(self.num_layers)))
+
     def _fan_in(self, i: int) -> int:
         return self.max_width if i > 0 else self.space.input_fan_in(self.input_shape)
 
@@ -162,15 +179,21 @@ class Supernet(tf.Module):
                 moments.append((tf.zeros(width), tf.ones(width)))
                 h = z + self.biases[i][:width]
                 used.append(self.biases[i])
-            if i in self.pools:
-                h = tf.nn.max_pool2d(h, 2, 2, "VALID")
+            h = self._pool(i, h)
             embeddings.append(h)
             fan_in = width
+        return self._classify(h, fan_in), embeddings, moments, used
+
+    def _pool(self, i: int, h: tf.Tensor) -> tf.Tensor:
+        """The 2x2 max pooling the space puts after layer ``i``, if any."""
+        return tf.nn.max_pool2d(h, 2, 2, "VALID") if i in self.pools else h
+
+    def _classify(self, h: tf.Tensor, fan_in) -> tf.Tensor:
+        """Logits from the last block's output: ReLU, global average pooling (conv), the float classifier."""
         h = tf.nn.relu(h)
-        if not dense:
+        if self.space.kind != "dense":
             h = tf.reduce_mean(h, axis=[1, 2])
-        logits = tf.matmul(h, self.classifier_kernel[:fan_in]) + self.classifier_bias
-        return logits, embeddings, moments, used
+        return tf.matmul(h, self.classifier_kernel[:fan_in]) + self.classifier_bias
 
     def _all_variables(self) -> list[tf.Variable]:
         """Every trainable variable, in a fixed order: classifier, then per layer kernel, bias, gammas, betas."""
@@ -179,14 +202,15 @@ class Supernet(tf.Module):
             out += [self.kernels[i], self.biases[i], *self.gammas[i], *self.betas[i]]
         return out
 
-    def _graph_forward(self, x: tf.Tensor, widths: tf.Tensor, types: tf.Tensor) -> tf.Tensor:
-        """Training-mode logits of the child ``(widths, types)``, with every choice a tensor (one trace for all)."""
+    def _graph_forward(self, x: tf.Tensor, widths: tf.Tensor, types: tf.Tensor) -> tuple[tf.Tensor, list[tf.Tensor]]:
+        """Training-mode logits and block outputs of the child ``(widths, types)``, every choice a tensor (one trace)."""
         dense = self.space.kind == "dense"
         h = tf.reshape(x, (-1, self._fan_in(0))) if dense else x
         if not dense and len(self.input_shape) == 2:
             h = h[..., None]
         fan_in = tf.constant(self._fan_in(0))
         axes = [0] if dense else [0, 1, 2]
+        embeddings = []
         for i in range(self.num_layers):
             width, t = widths[i], types[i]
             if i > 0:
@@ -205,19 +229,25 @@ class Supernet(tf.Module):
                                                  BN_EPSILON)
 
             h = tf.switch_case(t, [(lambda k=k: normalise(k)) for k in range(len(self.types))])
-            if i in self.pools:
-                h = tf.nn.max_pool2d(h, 2, 2, "VALID")
+            h = self._pool(i, h)
+            embeddings.append(h)
             fan_in = width
-        h = tf.nn.relu(h)
-        if not dense:
-            h = tf.reduce_mean(h, axis=[1, 2])
-        return tf.matmul(h, self.classifier_kernel[:fan_in]) + self.classifier_bias
+        return self._classify(h, fan_in), embeddings
 
-    def _graph_grads(self, x: tf.Tensor, y: tf.Tensor, widths: tf.Tensor, types: tf.Tensor, weight=1.0):
+    def _loss(self, y: tf.Tensor, logits: tf.Tensor, embeddings: list[tf.Tensor], teacher_logits: tf.Tensor | None,
+              features: FeatureTargets | None) -> tf.Tensor:
+        """Cross-entropy, blended with the parent's soft targets and plus the feature loss when those are given."""
+        loss = soft_target_loss(y, logits, teacher_logits, self.distill_alpha, self.distill_temperature)
+        if features:
+            loss += self.feature_weight * feature_loss([embeddings[d] for d, _ in features], [p for _, p in features])
+        return loss
+
+    def _graph_grads(self, x: tf.Tensor, y: tf.Tensor, widths: tf.Tensor, types: tf.Tensor,
+                     teacher_logits: tf.Tensor | None = None, features: FeatureTargets | None = None, weight=1.0):
         """Loss (times ``weight``: a replica's share of the global batch), logits and every variable's gradient."""
         with tf.GradientTape() as tape:
-            logits = self._graph_forward(x, widths, types)
-            loss = tf.reduce_mean(tf.keras.losses.sparse_categorical_crossentropy(y, logits, from_logits=True)) * weight
+            logits, embeddings = self._graph_forward(x, widths, types)
+            loss = self._loss(y, logits, embeddings, teacher_logits, features) * weight
         grads = tape.gradient(loss, self._all_variables(), unconnected_gradients=tf.UnconnectedGradients.ZERO)
         return loss, logits, grads
 
@@ -229,34 +259,53 @@ class Supernet(tf.Module):
                 [self.kernels[i], self.biases[i]]
         return used
 
-    def _loss_and_grads(self, x: np.ndarray, y: tf.Tensor, child: list[tuple[int, int]]):
+    def _loss_and_grads(self, x: np.ndarray, y: tf.Tensor, child: list[tuple[int, int]],
+                        teacher_logits: tf.Tensor | None = None, features: FeatureTargets | None = None):
         """Loss, logits, and the gradients of the child's own variables (eager slicing, or the compiled trace)."""
         if not self.compiled:
             with tf.GradientTape() as tape:
-                logits, _, _, used = self._forward(tf.convert_to_tensor(x), child)
-                loss = tf.reduce_mean(tf.keras.losses.sparse_categorical_crossentropy(y, logits, from_logits=True))
+                logits, embeddings, _, used = self._forward(tf.convert_to_tensor(x), child)
+                loss = self._loss(y, logits, embeddings, teacher_logits, features)
             return loss, logits, used, tape.gradient(loss, used)
         widths = tf.constant([w for w, _ in child], tf.int32)
         types = tf.constant([t for _, t in child], tf.int32)
-        loss, logits, grads = self._compiled_grads(tf.convert_to_tensor(x), y, widths, types)
+        loss, logits, grads = self._compiled_grads(tf.convert_to_tensor(x), y, widths, types, teacher_logits,
+                                                   features or None)
         by_variable = {v.ref(): g for v, g in zip(self._all_variables(), grads)}
         used = self._used_variables(child)
         return loss, logits, used, [by_variable[v.ref()] for v in used]
 
     # ------------------------------------------------------------------ training
-    def train_step(self, x: np.ndarray, y: np.ndarray, arch: Architecture) -> dict[str, float]:
-        """One gradient step of the shared weights through child ``arch`` (only its weights move)."""
-        child = self._child(arch)
+    def train_step(self, x: np.ndarray, y: np.ndarray, arch: Architecture | Sequence[Architecture],
+                   teacher_logits: np.ndarray | None = None, features: FeatureTargets | None = None) -> dict[str, float]:
+        """One gradient step of the shared weights through child ``arch``, or the summed gradients of several.
+
+        Only the children's weights move. ``teacher_logits`` (the parent's, on ``x``) turn on soft targets and
+        ``features`` the feature loss. The loss and accuracy returned are the first child's.
+        """
+        archs = [arch] if isinstance(arch, Architecture) else list(arch)
+        children = [self._child(a) for a in archs]
         y = tf.convert_to_tensor(y, tf.int32)
-        loss, logits, used, grads = self._loss_and_grads(x, y, child)
-        grads, grad_norm = tf.clip_by_global_norm(grads, 5.0)
+        teacher = None if teacher_logits is None else tf.convert_to_tensor(teacher_logits, tf.float32)
+        if self.strategy is not None and (teacher is not None or features):
+            raise ValueError("a distributed supernet trains without distillation from the parent")
+        summed: dict = {}
+        for k, child in enumerate(children):
+            loss_k, logits_k, used, grads = self._loss_and_grads(x, y, child, teacher, features)
+            if k == 0:
+                loss, logits = loss_k, logits_k
+            for v, g in zip(used, grads):
+                ref = v.ref()
+                summed[ref] = g if ref not in summed else summed[ref] + g
+        variables = [ref.deref() for ref in summed]
+        grads, grad_norm = tf.clip_by_global_norm(list(summed.values()), 5.0)
         if self.strategy is None:
-            self.optimizer.apply_gradients(zip(grads, used))
+            self.optimizer.apply_gradients(zip(grads, variables))
         else:
-            apply_on_every_replica(self.strategy, self.optimizer, grads, used)
-        for i, (_, t) in enumerate(child):  # the weight clip of binary and ternary layers
-            if self.types[t].clip_weights:
-                self.kernels[i].assign(tf.clip_by_value(self.kernels[i], -1.0, 1.0))
+            apply_on_every_replica(self.strategy, self.optimizer, grads, variables)
+        clipped = {i for child in children for i, (_, t) in enumerate(child) if self.types[t].clip_weights}
+        for i in sorted(clipped):  # the weight clip of binary and ternary layers
+            self.kernels[i].assign(tf.clip_by_value(self.kernels[i], -1.0, 1.0))
         self.step.assign_add(1)
         correct = int(tf.reduce_sum(tf.cast(tf.equal(tf.argmax(logits, 1, output_type=tf.int32), y), tf.int32)))
         return {"loss": float(loss), "correct": correct, "grad_norm": float(grad_norm)}

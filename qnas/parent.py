@@ -40,10 +40,13 @@ class Parent:
     bits: int
     source: str
 
+    def embedding_model(self) -> tf.keras.Model:
+        """The parent cut at its embedding layers: one output per layer."""
+        return tf.keras.Model(self.model.inputs, [self.model.get_layer(n).output for n in self.embedding_layers])
+
     def embeddings(self, x: np.ndarray, batch_size: int = 500) -> list[np.ndarray]:
         """Activations of the embedding layers on ``x`` (inference mode), one array per layer."""
-        probe = tf.keras.Model(self.model.inputs, [self.model.get_layer(n).output for n in self.embedding_layers])
-        outs = probe.predict(as_model_input(self.model, x), batch_size=batch_size, verbose=0)
+        outs = self.embedding_model().predict(as_model_input(self.model, x), batch_size=batch_size, verbose=0)
         return [np.asarray(o) for o in (outs if isinstance(outs, list) else [outs])]
 
 

@@ -35,6 +35,7 @@ __all__ = [
     "conditional_affinities",
     "gaussian_affinities",
     "kl_divergence",
+    "matching_depths",
     "pairwise_sq_distances",
     "student_t_affinities",
 ]
@@ -304,3 +305,8 @@ class MultiLayerTSNELoss:
         """Differentiable sum of the per-layer Student-t losses."""
         self._check(child_embeddings)
         return tf.add_n([loss.tf_loss(c) for loss, c in zip(self.losses, child_embeddings)])
+
+
+def matching_depths(num_child: int, num_parent: int) -> list[int]:
+    """For each parent embedding layer, the child layer at the same relative depth (how the two are paired)."""
+    return [max(0, round((k + 1) * num_child / num_parent) - 1) for k in range(num_parent)]

@@ -41,6 +41,7 @@ from qnas.arch import Architecture, parse_arch
 from qnas.batchnorm_calibration import BatchNormCalibrator
 from qnas.checkpoints import folder_write_problem
 from qnas.data import Dataset, load_dataset
+from qnas.distill import DistillConfig, make_distiller
 from qnas.distribute import Distribution, make_distribution
 from qnas.errors import UserInputError
 from qnas.export import load_model, save_model
@@ -65,6 +66,7 @@ INIT_CHOICES = ("random", "parent")
 # Settings that change the result: a resumed run must use the same ones.
 RESUME_KEYS = ("arch", "space", "dataset", "data_path", "max_epochs", "batch_size", "seed", "init",
                "lr", "warmup_epochs", "patience", "val_fraction", "parent", "num_classes")
+RESUME_KEYS += ("distill",)
 CHECK_SAMPLES = 256  # test images used to check the reloaded model (the deployed file is checked on all)
 BN_CALIBRATION_SAMPLES = 2000  # training images whose batch statistics become BatchNorm's moving statistics
 
@@ -95,6 +97,7 @@ class TrainConfig:
     num_classes: int | None = None  # None: the largest label + 1
     distribute: str = "none"  # none | mirrored | multi_worker (qnas.distribute); may change on --resume
     replicas: int | None = None  # mirrored: GPUs to use, or logical CPU devices where there is no GPU
+    distill: DistillConfig | None = None  # also learn from the parent (cached float parent, or --parent)
 
     def __post_init__(self) -> None:
         if self.parent:
@@ -117,6 +120,8 @@ class TrainConfig:
                 raise UserInputError(message)
         check_seed(self.seed)
         check_num_classes(self.num_classes)
+        if self.distill is not None:
+            self.distill.validate()
 
     def effective_warmup(self) -> int:
         """Warm-up epochs actually used: at most ``max_epochs - 1``, so a one-epoch run has none."""
@@ -127,6 +132,7 @@ class TrainConfig:
         values = asdict(self)
         values["arch"] = arch.to_string()
         values["data_path"] = str(Path(self.data_path).resolve()) if self.data_path else None
+        values["distill"] = str(self.distill) if self.distill else None  # one string: an hparam, compared on resume
         return {key: values[key] for key in RESUME_KEYS}
 
 
@@ -221,7 +227,7 @@ def train_architecture(config: TrainConfig, log: Callable[[str], None] | None = 
                            stale=("tensorboard/events.out.tfevents.*",))
     resuming = run_folder.check(config.resume, {"identity": config.identity(arch)})  # reads only
     use_parent = config.init == "parent"
-    if use_parent and not config.parent and not resuming and folder_write_problem(config.cache_dir):
+    if (use_parent or config.distill) and not config.parent and not resuming and folder_write_problem(config.cache_dir):
         raise UserInputError(f"cannot write the float parent to --cache_dir {config.cache_dir}: "
                              f"{folder_write_problem(config.cache_dir)}")
     pools = len(space.pool_after(len(arch)))
@@ -230,7 +236,7 @@ def train_architecture(config: TrainConfig, log: Callable[[str], None] | None = 
                         needs=DataNeeds(batch_size=config.batch_size, min_side=conv_min_side(pools),
                                         min_side_reason=f"this architecture's {pools} 2x2 max pooling(s)"))
     init_parent = None
-    if use_parent and not resuming:  # loaded and checked before the folder is claimed
+    if (use_parent and not resuming) or config.distill:  # loaded and checked before the folder is claimed
         init_parent = _load_init_parent(space, data, config, log)
     run_folder.claim({"identity": config.identity(arch), **run_record(config.seed, **provenance)}, resuming,
                      config.resume, log, marker=True)
@@ -244,6 +250,10 @@ def train_architecture(config: TrainConfig, log: Callable[[str], None] | None = 
         optimizer = tf.keras.optimizers.legacy.Adam(schedule)
         model.compile(optimizer=optimizer, loss="sparse_categorical_crossentropy", metrics=["accuracy"])
         optimizer._create_all_weights(model.trainable_variables)  # step counter and slots exist before a restore
+        trainee = None  # with --distill, fit trains the model through a Distiller
+        if config.distill:
+            trainee = make_distiller(model, init_parent, config.distill, len(arch), config.batch_size)
+            trainee.compile(optimizer=optimizer, metrics=["accuracy"])
     state = TrainState(model, optimizer, folder, log=log)
     parent_info = None
     log(f"train_arc: {arch.to_string()} ({arch.readable()}) in space {space.name}; {data.describe()}"
@@ -265,7 +275,8 @@ def train_architecture(config: TrainConfig, log: Callable[[str], None] | None = 
         with stop:
             tb.start(arch, space.name, {k: v for k, v in config.identity(arch).items()
                                         if k not in ("arch", "space") and v is not None})
-            _fit_epochs(model, optimizer, schedule, state, tb, data, config, steps, log, [stop, *callbacks], progress)
+            _fit_epochs(model, optimizer, schedule, state, tb, data, config, steps, log, [stop, *callbacks], progress,
+                        trainee)
             stop.check()
             return _finish(model, state, tb, space, arch, data, config, folder, parent_info, started, log, provenance,
                            dist)
@@ -293,7 +304,7 @@ def _init_from_parent(model, parent: Parent, data: Dataset, config: TrainConfig,
 
 def _fit_epochs(model, optimizer, schedule, state: TrainState, tb: RunLogger, data: Dataset, config: TrainConfig,
                 steps: int, log: Callable[[str], None], callbacks: Sequence[tf.keras.callbacks.Callback],
-                progress: bool) -> None:
+                progress: bool, trainee: tf.keras.Model | None = None) -> None:
     """Run epochs from the checkpointed one until early stopping or ``max_epochs``, checkpointing each."""
     history = state.get_history()
     eval_batch = max(config.batch_size, 500)
@@ -308,7 +319,7 @@ def _fit_epochs(model, optimizer, schedule, state: TrainState, tb: RunLogger, da
         lr = float(schedule(optimizer.iterations))
         order = epoch_order(config.seed, epoch, len(data.x_train))
         extra = [_Progress(Console(), epoch + 1, config.max_epochs, steps)] if progress else []
-        fit = model.fit(data.x_train[order], data.y_train[order], batch_size=config.batch_size, epochs=1,
+        fit = (trainee or model).fit(data.x_train[order], data.y_train[order], batch_size=config.batch_size, epochs=1,
                         shuffle=False, verbose=0, callbacks=[*extra, *callbacks])
         calibrate(data.x_train[order[:n_calibration]])
         val_loss, val_acc = model.evaluate(data.x_val, data.y_val, batch_size=eval_batch, verbose=0,

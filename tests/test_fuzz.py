@@ -451,7 +451,7 @@ def run_case(case: Case) -> Outcome:
 
 
 def flags_named(message: str) -> set[str]:
-    return set(re.findall(r"(?<![\w-])--[a-z][a-z_]*", message))
+    return set(re.findall(r"(?<![\w-])--[a-z][a-z_-]*[a-z]", message))
 
 
 def known_flags(cli: str) -> set[str]:

@@ -130,13 +130,13 @@ def test_strategies_are_seeded_and_random_covers_the_space():
         make_strategy("bayes", space.decisions())
 
 
-def _tiny_search(toy_npz, out, epochs, cache, strategy="controller"):
+def _tiny_search(toy_npz, out, epochs, cache, strategy="controller", **options):
     seed_everything(0)
     space = get_space("mlp").with_options(widths=(4, 8, 16), types=(0, 1, 3))
     data = load_dataset(data_path=toy_npz, seed=0, val_fraction=0.2)
     parent = get_parent(get_space("mlp"), data, seed=0, cache_dir=cache, epochs=2, log=lambda s: None)
     config = SearchConfig(strategy=strategy, epochs=epochs, batch_size=50, controller_steps=2, controller_batch=4, eval_batch=30,
-                          calib_size=60, probe_size=40, num_shown=3, final_candidates=3, seed=0)
+                          calib_size=60, probe_size=40, num_shown=3, final_candidates=3, seed=0, **options)
     return Search(space, data, parent, config, out, log=lambda s: None)
 
 
@@ -191,8 +191,26 @@ def test_strategies_share_the_supernet_and_minibatches(toy_npz, tmp_path):
     rows = [json.loads(line) for line in (tmp_path / "both" / "evaluations.jsonl").read_text().splitlines()]
     per = {name: [r for r in rows if r["strategy"] == name and r["phase"] == "controller"] for name in result.by_strategy}
     assert len(per["controller"]) == len(per["random"]) == 2 * 4  # same number of child evaluations
+    for name in result.by_strategy:  # TensorBoard: the best reward so far against evaluations, one run per strategy
+        curve = read_scalars(tmp_path / "both" / "tensorboard" / name)["search/best_reward"]
+        assert [step for step, _ in curve] == list(range(1, 9))
+        assert [v for _, v in curve] == pytest.approx(np.maximum.accumulate([r["reward"] for r in per[name]]))
     again = _tiny_search(toy_npz, tmp_path / "alone", 1, tmp_path / "cache", strategy="controller").run()
     assert again.best == result.by_strategy["controller"].best  # the extra strategy changes nothing for the first
+
+
+def test_warm_up_sandwich_and_distillation_in_a_search_of_three_strategies(toy_npz, tmp_path):
+    options = {"warmup_epochs": 1, "sandwich": True, "distill": 0.5, "distill_temperature": 2.0,
+               "feature_distill": 0.1, "population_size": 4, "sample_size": 2}
+    search = _tiny_search(toy_npz, tmp_path / "three", 2, tmp_path / "cache", strategy="controller,random,evolution",
+                          **options)
+    assert search.strategies.by_name["evolution"].population_size == 4
+    result = search.run()
+    rows = [json.loads(line) for line in (tmp_path / "three" / "evaluations.jsonl").read_text().splitlines()]
+    updates = [r for r in rows if r["phase"] == "controller"]
+    assert {r["epoch"] for r in updates} == {2}  # nothing is updated during the warm-up epoch
+    assert sorted(r["strategy"] for r in updates) == sorted(["controller", "random", "evolution"] * 8)
+    assert set(result.by_strategy) == {"controller", "random", "evolution"}
 
 
 def test_size_budget_is_respected_by_the_final_pick(toy_npz, tmp_path):

@@ -1,5 +1,6 @@
 """Bring your own parent: a user's Keras model or .npz of Dense weights replaces the cached parent."""
 import json
+import shlex
 
 import numpy as np
 import pytest
@@ -108,6 +109,13 @@ def test_users_parent_drives_a_search_and_is_recorded(toy, tmp_path, capsys):
     result = json.loads((out / "result.json").read_text())
     assert result["parent"]["source"].startswith(str(folder / "parent.keras"))
     assert len(result["best_arch"].split()) == 4  # depth follows the parent's two hidden layers
+    command = shlex.split(result["retrain_command"])  # keeps the parent: warm start and distillation
+    assert command[command.index("--parent") + 1] == str(folder / "parent.keras") and "--distill" in command
+    import train_arc
+    assert train_arc.main([*command[2:], "--max_epochs", "1", "--output_dir", str(tmp_path / "re"), "--no_tflite"]) == 0
+    retrained = json.loads((tmp_path / "re" / "result.json").read_text())
+    assert retrained["init_parent"]["source"].startswith(str(folder / "parent.keras"))
+    assert retrained["config"]["distill"]["alpha"] > 0
     assert search_arc_mnist.main([*argv[:6], "--emb_layers", "first,bogus", "--output_dir", str(tmp_path / "x")]) == 2
     assert "'bogus'" in capsys.readouterr().err
 

@@ -1,0 +1,148 @@
+"""Reward-weight ablations: what do the similarity and size terms buy in retrained test accuracy and size?
+
+    python bench/bench_ablation.py [--runs runs/bench/strategies] [--seeds 0,1,2,3,4] [--retrain_epochs 30]
+
+Random search proposes the same architectures whatever the reward, so one search per seed serves every
+weight setting exactly: the random strategy's evaluated children of a ``bench_strategies.py`` run are
+ranked by the reward under each setting (from the terms recorded in ``evaluations.jsonl``), the ten best
+are re-scored on the whole validation split with the run's trained shared weights, the best of those is
+the pick (the search's own final step), and the pick is retrained with ``train_arc`` and tested once.
+With ``--runs_other DIR`` (runs made with other supernet settings, e.g. ``-- --distill 0``) the default
+weights' picks of both sets are compared as well.
+
+Writes the ``ablation`` section of BENCHMARKS.md.
+"""
+from __future__ import annotations
+
+import os
+
+os.environ.setdefault("TF_USE_LEGACY_KERAS", "1")  # before anything imports TensorFlow
+
+import argparse
+import json
+import math
+import shlex
+from pathlib import Path
+
+from bench_strategies import interval
+from common import DEFAULT_DATA, ROOT, log, write_section
+
+import train_arc
+from enas.search import Search, SearchConfig, read_rows
+from qnas.arch import parse_arch
+from qnas.checkpoints import restore_newest_readable
+from qnas.data import load_dataset
+from qnas.objective import Objective, ObjectiveWeights
+from qnas.parent import get_parent
+from qnas.spaces import get_space
+
+SETTINGS = ("1,0,0.5", "1,0.05,0.5", "1,0.2,0.5", "1,1,0.5", "1,0.05,0.25", "1,0.05,1")
+
+
+def restore(run: Path, data_path: str) -> Search:
+    """The Search of a finished run (its trained supernet), from its last checkpoint."""
+    saved = json.loads((run / "config.json").read_text())
+    spec = saved.pop("run")
+    config = SearchConfig(**{**saved, "reward": ObjectiveWeights.parse(saved["reward"])})
+    space = get_space(spec["space"]).with_options(num_layers=spec["num_layers"], widths=tuple(spec["widths"]),
+                                                  types=tuple(spec["types"]))
+    data = load_dataset(data_path=data_path, seed=config.seed)
+    parent = get_parent(space, data, seed=config.seed, cache_dir=str(run.parent / "cache"), log=log)
+    search = Search(space, data, parent, config, run, log=log)
+    if restore_newest_readable(search.checkpoint, run / "checkpoints", log) is None:  # weights only: the run's files
+        raise SystemExit(f"no checkpoint in {run}")                                      # stay as they are
+    return search
+
+
+def pick(search: Search, rows: list[dict], weights: ObjectiveWeights, candidates: int = 10) -> str:
+    """The search's final step under ``weights``: the best ``candidates`` by recorded reward, re-scored on all of val."""
+    best: dict[str, float] = {}
+    for r in rows:
+        best[r["arch"]] = max(best.get(r["arch"], -math.inf), float(weights.score(r["acc"], r["sim"], r["size_ratio"])))
+    ranked = sorted(best, key=best.get, reverse=True)[:candidates]
+    objective = Objective(weights)
+    data = search.data
+    scored = []
+    for text in ranked:
+        t = search.evaluator.evaluate_one(parse_arch(text), data.x_val, data.y_val)
+        scored.append((objective.terms(t["acc"], t["sim"], t["size_ratio"], t["kib"])["reward"], text))
+    return max(scored)[1]
+
+
+def retrain(command: list[str], arch: str, out: Path, epochs: int) -> dict:
+    if not (out / "result.json").exists():
+        cmd = [*command, "--max_epochs", str(epochs), "--output_dir", str(out), "--no_tflite",
+               *(["--resume"] if (out / "run_config.json").exists() else [])]
+        cmd[cmd.index("-fixed_arc") + 1] = arch
+        if train_arc.main(cmd):
+            raise SystemExit(f"train_arc failed for {arch}")
+    record = json.loads((out / "result.json").read_text())
+    return {"test": record["metrics"]["test_accuracy"], "kib": record["size"]["kib"]}
+
+
+def main() -> int:
+    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("--data", default=DEFAULT_DATA)
+    p.add_argument("--runs", default=str(ROOT / "runs" / "bench" / "strategies"))
+    p.add_argument("--runs_other", help="runs with other supernet settings, for their default-weight picks")
+    p.add_argument("--seeds", default="0,1,2,3,4")
+    p.add_argument("--retrain_epochs", type=int, default=30)
+    p.add_argument("--settings", default=";".join(SETTINGS))
+    args = p.parse_args()
+    seeds = [int(s) for s in args.seeds.split(",")]
+    settings = args.settings.split(";")
+    results: dict[str, list[dict]] = {s: [] for s in settings}
+    other: list[dict] = []
+    per_seed = []
+    for seed in seeds:
+        for folder, is_other in ((Path(args.runs), False), *(((Path(args.runs_other), True),) if args.runs_other else ())):
+            run = folder / f"seed{seed}"
+            cache = run / "ablation.json"
+            picks = json.loads(cache.read_text()) if cache.exists() else {}
+            wanted = ["1,0.05,0.5"] if is_other else settings
+            missing = [s for s in wanted if s not in picks]
+            if missing:
+                search = restore(run, args.data)
+                rows = [r for r in read_rows(run / "evaluations.jsonl")
+                        if r["strategy"] == "random" and r["phase"] == "controller"]
+                for s in missing:
+                    picks[s] = pick(search, rows, ObjectiveWeights.parse(s))
+                cache.write_text(json.dumps(picks))
+            command = shlex.split(json.loads((run / "result.json").read_text())["retrain_command"])[2:]
+            for s in wanted:
+                arch = picks[s]
+                r = retrain(command, arch, folder / "ablation" / f"seed{seed}-{'_'.join(arch.split())}",
+                            args.retrain_epochs)
+                (other if is_other else results[s]).append(r)
+                per_seed.append(f"| {seed} | {'other supernet: ' if is_other else ''}{s} | `{arch}` | "
+                                f"{r['test']:.4f} | {r['kib']:.2f} |")
+                log(per_seed[-1])
+    means = [f"| {s} | {interval([r['test'] for r in v])} | {interval([r['kib'] for r in v])} |"
+             for s, v in results.items()]
+    if other:
+        means.append(f"| 1,0.05,0.5 on the `--runs_other` supernets | {interval([r['test'] for r in other])} | "
+                     f"{interval([r['kib'] for r in other])} |")
+    write_section("ablation", f"""## Reward-weight ablation: what the similarity and size terms buy
+
+`python bench/bench_ablation.py --runs {Path(args.runs).relative_to(ROOT) if Path(args.runs).is_relative_to(ROOT)
+                                        else args.runs} --seeds {args.seeds} --retrain_epochs {args.retrain_epochs}\
+{' --runs_other ' + args.runs_other if args.runs_other else ''}`
+
+For each seed, the random strategy's children of that seed's `bench_strategies.py` search (whose proposals do not
+depend on the reward) are ranked under each weight setting `w_acc,w_sim,w_size`; the ten best are re-scored on the
+whole validation split with the run's shared weights and the best is retrained with the run's printed `train_arc.py`
+command (`--max_epochs {args.retrain_epochs}`). Means over {len(seeds)} seeds with 95% intervals.
+
+| weights w_acc,w_sim,w_size | test acc after train_arc | KiB |
+|---|---|---|
+{chr(10).join(means)}
+
+| seed | weights | pick | test acc | KiB |
+|---|---|---|---|---|
+{chr(10).join(per_seed)}
+""")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

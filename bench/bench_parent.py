@@ -1,0 +1,142 @@
+"""A parent that knows more than the training split: does search + the printed retrain command keep its knowledge?
+
+    python bench/bench_parent.py [--small 2000] [--epochs 20] [--seeds 0] [--max_kib 105]
+
+1. The user's parent: a float 784-256-256-10 Dense/ReLU MLP trained on all 8,000 training images of
+   mnist-10k (Adam, 20 epochs).
+2. The user's data: only the first ``--small`` of those images (a seeded 10% of them for validation) and
+   the 2,000 test images, written to a temporary folder outside the repository.
+3. ``search_arc_mnist.py --space mlp --parent parent.keras --data small.npz --max_kib ...`` (every other
+   setting at its default, except ``--epochs``), then the ``train_arc.py`` command it prints, unchanged.
+4. The same winner retrained four ways: from scratch (the command without the parent), warm start only
+   (``--parent``), warm start + ``--distill``, and + ``--distill_features 0.1``.
+
+Writes the ``parent-knowledge`` section of BENCHMARKS.md.
+"""
+from __future__ import annotations
+
+import os
+
+os.environ.setdefault("TF_USE_LEGACY_KERAS", "1")  # before anything imports TensorFlow
+
+import argparse
+import json
+import shlex
+import tempfile
+from pathlib import Path
+
+import numpy as np
+import tensorflow as tf
+from common import DEFAULT_DATA, ROOT, log, write_section
+
+import search_arc_mnist
+import train_arc
+
+
+def make_parent(data_path: str, folder: Path) -> tuple[Path, float]:
+    """The float MLP trained on every training image; its path and test accuracy (cached)."""
+    path, info = folder / "parent.keras", folder / "parent.json"
+    if not path.exists():
+        d = np.load(data_path)
+        tf.keras.utils.set_random_seed(0)
+        model = tf.keras.Sequential([tf.keras.Input((28, 28)), tf.keras.layers.Flatten(),
+                                     tf.keras.layers.Dense(256, activation="relu"),
+                                     tf.keras.layers.Dense(256, activation="relu"),
+                                     tf.keras.layers.Dense(10, activation="softmax")])
+        model.compile(tf.keras.optimizers.legacy.Adam(1e-3), "sparse_categorical_crossentropy", metrics=["accuracy"])
+        model.fit(d["x_train"] / 255.0, d["y_train"], epochs=20, batch_size=100, verbose=0)
+        acc = float(model.evaluate(d["x_test"] / 255.0, d["y_test"], verbose=0)[1])
+        model.save(path)
+        info.write_text(json.dumps({"test_accuracy": acc}))
+    return path, json.loads(info.read_text())["test_accuracy"]
+
+
+def make_small(data_path: str, folder: Path, n: int) -> Path:
+    path = folder / f"small{n}.npz"
+    if not path.exists():
+        d = np.load(data_path)
+        np.savez(path, x_train=d["x_train"][:n], y_train=d["y_train"][:n], x_test=d["x_test"], y_test=d["y_test"])
+    return path
+
+
+def retrain(command: list[str], out: Path) -> dict:
+    if not (out / "result.json").exists():
+        rc = train_arc.main([*command, "--output_dir", str(out), "--no_tflite",
+                             *(["--resume"] if (out / "run_config.json").exists() else [])])
+        if rc:
+            raise SystemExit(rc)
+    record = json.loads((out / "result.json").read_text())
+    return {"test": record["metrics"]["test_accuracy"], "kib": record["size"]["kib"],
+            "ratio": record["size"]["bits_ratio"]}
+
+
+def without(command: list[str], *flags: str) -> list[str]:
+    """``command`` less each flag in ``flags`` and its value (``--distill`` is given without one)."""
+    out, skip = [], 0
+    for part in command:
+        if skip:
+            skip -= 1
+            continue
+        if part in flags:
+            skip = 0 if part == "--distill" else 1
+            continue
+        out.append(part)
+    return out
+
+
+def main() -> int:
+    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("--data", default=DEFAULT_DATA)
+    p.add_argument("--small", type=int, default=2000)
+    p.add_argument("--epochs", type=int, default=20)
+    p.add_argument("--seeds", default="0")
+    p.add_argument("--max_kib", type=float, default=105.0, help="10%% of the 1,050 KiB parent")
+    p.add_argument("--out", default=str(ROOT / "runs" / "bench" / "parent"))
+    p.add_argument("--work", default=str(Path(tempfile.gettempdir()) / "qnas-bench-parent"),
+                   help="where the derived data and the parent go (outside the repository)")
+    args = p.parse_args()
+    work, out = Path(args.work), Path(args.out)
+    work.mkdir(parents=True, exist_ok=True)
+    parent, parent_acc = make_parent(args.data, work)
+    small = make_small(args.data, work, args.small)
+    log(f"parent: test accuracy {parent_acc:.4f}")
+    rows = []
+    for seed in (int(s) for s in args.seeds.split(",")):
+        run = out / f"search-seed{seed}"
+        argv = ["--space", "mlp", "--parent", str(parent), "--data", str(small), "--epochs", str(args.epochs),
+                "--max_kib", str(args.max_kib), "--seed", str(seed), "--output_dir", str(run),
+                "--cache_dir", str(out / "cache")]
+        if not (run / "result.json").exists():
+            rc = search_arc_mnist.main(argv + (["--resume"] if (run / "config.json").exists() else []))
+            if rc:
+                return rc
+        result = json.loads((run / "result.json").read_text())
+        command = shlex.split(result["retrain_command"])[2:]
+        ways = [("from scratch (no parent)", "scratch", without(command, "--parent", "--distill")),
+                ("--parent (warm start only)", "warm", without(command, "--distill")),
+                ("--parent --distill (printed)", "printed", command),
+                ("--parent --distill --distill_features 0.1", "features", [*command, "--distill_features", "0.1"])]
+        for label, name, cmd in ways:
+            r = retrain(cmd, out / f"seed{seed}-{name}")
+            rows.append(f"| {seed} | `{result['best_arch']}` | {label} | {r['test']:.4f} | {r['kib']:.2f} | "
+                        f"{r['ratio']:.3f} | {'yes' if r['test'] >= parent_acc else 'no'} |")
+            log(rows[-1])
+    write_section("parent-knowledge", f"""## A parent that knows more than the training split
+
+`python bench/bench_parent.py --small {args.small} --epochs {args.epochs} --seeds {args.seeds} --max_kib {args.max_kib:g}`
+
+The user's parent: a float 784-256-256-10 MLP (1,050 KiB) trained on all 8,000 training images of mnist-10k,
+**{parent_acc:.4f} test accuracy**. The user's data: only the first {args.small} of those images (10% for
+validation) and the same 2,000 test images. The search: `search_arc_mnist.py --space mlp --parent parent.keras
+--data small.npz --max_kib {args.max_kib:g} --epochs {args.epochs}` (else defaults); then the `train_arc.py` command it
+printed, unchanged, and three variants of it on the same architecture.
+
+| seed | winner | retraining | test acc | KiB | size / parent | >= parent |
+|---|---|---|---|---|---|---|
+{chr(10).join(rows)}
+""")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
