@@ -49,14 +49,14 @@ def build_parser() -> argparse.ArgumentParser:
                    help="time budget: stop after the epoch that passes it, then pick the winner (default: none)")
     p.add_argument("--child_sampling", default="uniform", choices=["uniform", "strategy"],
                    help="who picks the child trained on each minibatch (default %(default)s)")
-    p.add_argument("--controller_steps", type=int, default=5, help="strategy updates per epoch (default %(default)s)")
-    p.add_argument("--controller_batch", type=int, default=10,
+    p.add_argument("--controller_steps", type=int, default=10, help="strategy updates per epoch (default %(default)s)")
+    p.add_argument("--controller_batch", type=int, default=5,
                    help="architectures sampled and scored per update (default %(default)s)")
-    p.add_argument("--warmup_epochs", type=int, default=0,
+    p.add_argument("--warmup_epochs", type=int,
                    help="epochs that train the shared weights only, before the strategies' first update "
-                        "(default %(default)s)")
-    p.add_argument("--controller_lr", type=float, default=3.5e-3, help="controller's Adam learning rate (default %(default)s)")
-    p.add_argument("--tanh_constant", type=float, default=1.5,
+                        "(default: a quarter of --epochs, 5 of 20)")
+    p.add_argument("--controller_lr", type=float, default=1e-2, help="controller's Adam learning rate (default %(default)s)")
+    p.add_argument("--tanh_constant", type=float, default=5.0,
                    help="controller logits are squashed to c * tanh(logits / T): c (default %(default)s)")
     p.add_argument("--controller_temperature", type=float, help="... and T (default: none)")
     p.add_argument("--entropy_weight", type=float, default=1e-4,

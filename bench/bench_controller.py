@@ -58,6 +58,10 @@ SETTINGS: list[tuple[str, dict, int, int]] = [
     ("lr 3e-2, tanh 2.5, 10 x 5", {"lr": 3e-2, "tanh_constant": 2.5}, 10, 5),
     ("lr 1e-2, tanh 2.5, 10 x 5, decay 0.9", {"lr": 1e-2, "tanh_constant": 2.5, "baseline_decay": 0.9}, 10, 5),
     ("lr 1e-2, tanh 5, 10 x 5", {"lr": 1e-2, "tanh_constant": 5.0}, 10, 5),
+    ("lr 1e-2, tanh 5, 5 x 10", {"lr": 1e-2, "tanh_constant": 5.0}, 5, 10),
+    ("lr 3e-2, tanh 5, 10 x 5", {"lr": 3e-2, "tanh_constant": 5.0}, 10, 5),
+    ("lr 3e-2, tanh 2.5, 25 x 2", {"lr": 3e-2, "tanh_constant": 2.5}, 25, 2),
+    ("lr 1e-2, tanh 5, 25 x 2", {"lr": 1e-2, "tanh_constant": 5.0}, 25, 2),
 ]
 
 
@@ -102,7 +106,7 @@ class RewardModel:
 
     def mean_reward(self, decisions: list[int]) -> float:
         x = features(np.array([decisions]), self.sizes)
-        acc, sim = float(x @ self.acc_coef), float(x @ self.sim_coef)
+        acc, sim = float((x @ self.acc_coef)[0]), float((x @ self.sim_coef)[0])
         return float(self.weights.score(acc, sim, self.size_ratio(decisions)))
 
     def rewards(self, proposals: list[list[int]], rng: np.random.Generator) -> list[float]:

@@ -10,7 +10,7 @@ Each epoch:
    term as a loss). Minibatches walk through seeded shuffles of the training split, one pass after another
    across epochs, so the run covers the data whatever its size while an epoch costs the same on 7,200
    images as on 54,000;
-2. **controller phase** (from epoch ``warmup_epochs + 1`` on): ``controller_steps`` times, each strategy
+2. **controller phase** (after ``warmup_epochs``, by default the first quarter of the epochs): ``controller_steps`` times, each strategy
    samples ``controller_batch`` architectures, all of them are scored on the same validation minibatch
    (inference mode, own BatchNorm statistics; every strategy sees the same minibatches) and the strategy
    updates on the rewards;
@@ -70,11 +70,13 @@ class SearchConfig:
     distill: float = 0.0  # weight alpha of the float parent's soft targets in the children's loss (0: labels only)
     distill_temperature: float = 1.0
     feature_distill: float = 0.0  # weight of the similarity term on block outputs as a training loss
-    controller_steps: int = 5
-    controller_batch: int = 10
-    warmup_epochs: int = 0  # epochs that train the shared weights only, before the strategies' first update
-    controller_lr: float = 3.5e-3
-    tanh_constant: float = 1.5
+    # the controller's knobs: measured on a model of the reward (BENCHMARKS.md, "controller knobs"), where ENAS's
+    # (5 x 10 a epoch, lr 3.5e-3, tanh 1.5) left the policy's entropy within 3% of uniform
+    controller_steps: int = 10
+    controller_batch: int = 5
+    warmup_epochs: int | None = None  # epochs of shared weights only before the strategies start; None: epochs // 4
+    controller_lr: float = 1e-2
+    tanh_constant: float = 5.0
     controller_temperature: float | None = None
     entropy_weight: float = 1e-4
     baseline_decay: float = 0.99
@@ -89,6 +91,11 @@ class SearchConfig:
     max_kib: float | None = None
     max_minutes: float | None = None
     seed: int = 0
+
+    @property
+    def warmup(self) -> int:
+        """Epochs that train the shared weights only: ``warmup_epochs``, or a quarter of the epochs."""
+        return self.epochs // 4 if self.warmup_epochs is None else self.warmup_epochs
 
     @property
     def objective(self) -> Objective:
@@ -257,7 +264,7 @@ class Search:
                 self._record(epoch, "controller", arch, t, name)
             self._log_found(name, [t["reward"] for t in terms])
             stats = strategy.tell(proposals, [t["reward"] for t in terms])
-            ctrl_step = (epoch - 1 - cfg.warmup_epochs) * cfg.controller_steps + step + 1
+            ctrl_step = (epoch - 1 - cfg.warmup) * cfg.controller_steps + step + 1
             mean = {k: float(np.mean([t[k] for t in terms])) for k in ("reward", "acc", "sim", "size_ratio")}
             self.log(f"{prefix}ctrl_step={ctrl_step:<5d} loss={stats.get('loss', 0.0):.4f} "
                      f"ent={stats.get('entropy', 0.0):.3f} reward={mean['reward']:.4f} acc={mean['acc']:.4f} "
@@ -268,7 +275,7 @@ class Search:
                     tf.summary.scalar(f"{tag}/{key}", value)
                 for key, value in mean.items():
                     tf.summary.scalar(f"{tag}/reward_terms/{key}", value)
-        self.ctrl_step.assign((epoch - cfg.warmup_epochs) * cfg.controller_steps)
+        self.ctrl_step.assign((epoch - cfg.warmup) * cfg.controller_steps)
         self._log_probabilities(name, strategy)
 
     def _log_found(self, name: str, rewards: list[float]) -> None:
@@ -321,11 +328,11 @@ class Search:
             self.log(f"Epoch {epoch}: training shared weights")
             self.child_phase(epoch)
             for name, strategy in self.strategies.by_name.items():
-                if epoch > cfg.warmup_epochs:
+                if epoch > cfg.warmup:
                     self.log(f"Epoch {epoch}: training controller ({name})")
                     self._controller_phase(epoch, name, strategy)
                 else:
-                    self.log(f"Epoch {epoch}: warm-up {epoch}/{cfg.warmup_epochs}, shared weights only ({name} waits)")
+                    self.log(f"Epoch {epoch}: warm-up {epoch}/{cfg.warmup}, shared weights only ({name} waits)")
                 self._show_architectures(epoch, name, strategy)
             self.epoch.assign(epoch)
             self.manager.save(checkpoint_number=epoch)

@@ -62,7 +62,7 @@ def check_args(args: argparse.Namespace) -> None:
             raise UserInputError(f"--{flag} must be a positive integer, got {getattr(args, flag)}")
     if args.child_steps < 0:
         raise UserInputError(f"--child_steps must be 0 (one pass per epoch) or a positive integer, got {args.child_steps}")
-    if args.warmup_epochs < 0:
+    if args.warmup_epochs is not None and args.warmup_epochs < 0:
         raise UserInputError(f"--warmup_epochs must be 0 or more, got {args.warmup_epochs}")
     for flag in ("controller_lr", "tanh_constant", "distill_temperature", "controller_temperature"):
         check_positive_number(getattr(args, flag), f"--{flag}")

@@ -274,3 +274,13 @@ def test_search_epochs_walk_through_passes_of_the_training_split():
     # an epoch of one whole pass is that epoch's own shuffle, as before epochs had a fixed length
     whole = epoch_minibatches(3, n, batch, 10, 5)
     np.testing.assert_array_equal(np.concatenate(whole), shuffle(3, 5, n)[0])
+
+
+def test_the_clis_defaults_are_the_search_configs():
+    args = search_arc_mnist.build_parser().parse_args([])
+    config = SearchConfig()
+    for key in ("epochs", "controller_steps", "controller_batch", "warmup_epochs", "controller_lr", "tanh_constant",
+                "controller_temperature", "entropy_weight", "baseline_decay", "population_size", "sample_size",
+                "sandwich", "distill", "distill_temperature", "feature_distill", "child_steps", "batch_size"):
+        assert getattr(args, key) == getattr(config, key), key
+    assert config.warmup == 5 and SearchConfig(epochs=2).warmup == 0
