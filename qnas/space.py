@@ -19,19 +19,48 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass, field, replace
+from typing import Any, Protocol
 
 import numpy as np
 import tensorflow as tf
 
-from qnas.arch import Architecture, Layer
+from qnas.arch import Architecture, Layer, parse_arch
 from qnas.errors import UserInputError
 from qnas.models import CONV_KERNEL, arch_bits, build_model
 from quantize.types import LAYER_TYPES
 
 
+class Space(Protocol):
+    """What every registered space offers: the decision encoding, strings, networks, sizes and its float parent.
+
+    ``family`` names the supernet that can train it (``enas.supernets``): ``chain`` or ``micro``.
+    """
+
+    name: str
+    family: str
+
+    def decisions(self) -> list[tuple[str, int]]: ...
+    def decision_sizes(self) -> list[int]: ...
+    def decision_labels(self) -> list[tuple[str, list[str]]]: ...
+    def decode(self, decisions: Sequence[int]) -> Any: ...
+    def encode(self, arch: Any) -> list[int]: ...
+    def parse(self, text: str | Sequence[int]) -> Any: ...
+    def check(self, arch: Any) -> None: ...
+    def build(self, arch: Any, input_shape: Sequence[int], num_classes: int, name: str = "child") -> tf.keras.Model: ...
+    def bits(self, arch: Any, input_shape: Sequence[int], num_classes: int) -> int: ...
+    def parent_space(self) -> SearchSpace: ...
+    def search_defaults(self) -> dict[str, Any]: ...
+    def describe(self) -> str: ...
+    def settings(self) -> dict[str, Any]: ...
+    def with_options(self, num_layers: int | None = None, widths: tuple[int, ...] | None = None,
+                     types: tuple[int, ...] | None = None) -> Space: ...
+
+
 @dataclass(frozen=True)
 class SearchSpace:
     """One family of networks plus the choices a search makes in it."""
+
+    family = "chain"  # a class attribute, not a field
 
     name: str
     kind: str  # "dense" or "conv"
@@ -95,6 +124,11 @@ class SearchSpace:
             out += [self.widths.index(layer.width), self.types.index(layer.type_code)]
         return out
 
+    # ------------------------------------------------------------------ strings
+    def parse(self, text: str | Sequence[int]) -> Architecture:
+        """An architecture string of this space, checked (see ``qnas.arch``)."""
+        return parse_arch(text, self)
+
     # ------------------------------------------------------------------ networks
     def check(self, arch: Architecture) -> None:
         """Refuse widths outside the space's range, with the layer and the range in the message."""
@@ -130,6 +164,22 @@ class SearchSpace:
         """The space's float parent."""
         return Architecture(tuple(Layer(w, 0) for w in self.parent_widths))
 
+    def parent_space(self) -> SearchSpace:
+        """The space whose ``parent_arch`` is this space's float parent: itself."""
+        return self
+
+    def search_defaults(self) -> dict[str, Any]:
+        """Search settings this space changes from the CLI's defaults: none."""
+        return {}
+
+    def describe(self) -> str:
+        """One line for the search's log."""
+        return f"{self.name}, {self.num_layers} layers, widths {list(self.widths)}, types {list(self.types)}"
+
+    def settings(self) -> dict[str, Any]:
+        """The search choices a resumed search must share (``config.json``)."""
+        return {"num_layers": self.num_layers, "widths": list(self.widths), "types": list(self.types)}
+
     def validate(self) -> None:
         if not 1 <= self.num_layers <= 16:
             raise UserInputError(f"num_layers must be between 1 and 16, got {self.num_layers}")
@@ -146,10 +196,10 @@ class SearchSpace:
             raise UserInputError(f"candidate types {list(self.types)} must be non-empty codes from {sorted(LAYER_TYPES)}")
 
 
-SPACES: dict[str, SearchSpace] = {}
+SPACES: dict[str, Space] = {}
 
 
-def register_space(space: SearchSpace) -> SearchSpace:
+def register_space(space: Space) -> Space:
     """Make ``space`` available by its name (``--space NAME``)."""
     SPACES[space.name] = space
     return space
