@@ -27,14 +27,14 @@ import tensorflow as tf
 
 from enas.evaluator import SharedWeightEvaluator
 from enas.strategies import Strategy, make_strategy
-from enas.supernet import Supernet
-from qnas.arch import Architecture, parse_arch
+from enas.supernets import make_supernet
+from qnas.arch import Architecture
 from qnas.data import Dataset
 from qnas.errors import UserInputError
 from qnas.objective import Objective, ObjectiveWeights
 from qnas.parent import Parent, probe_batch
 from qnas.records import run_record, write_json_atomic
-from qnas.space import SearchSpace
+from qnas.space import Space
 
 Log = Callable[[str], None]
 
@@ -83,7 +83,7 @@ class SearchResult:
 class Strategies(tf.Module):
     """The strategies of one run, by name: each takes its turn on the same shared weights."""
 
-    def __init__(self, names: list[str], space: SearchSpace, seed: int):
+    def __init__(self, names: list[str], space: Space, seed: int):
         super().__init__(name="strategies")
         self.by_name = {name: make_strategy(name, space.decisions(), seed=seed) for name in names}
 
@@ -91,7 +91,7 @@ class Strategies(tf.Module):
 class Search:
     """One search run, resumable from its output folder."""
 
-    def __init__(self, space: SearchSpace, data: Dataset, parent: Parent, config: SearchConfig,
+    def __init__(self, space: Space, data: Dataset, parent: Parent, config: SearchConfig,
                  output_dir: str | Path, log: Log = print, progress: Log | None = None):
         self.space, self.data, self.parent, self.config, self.log = space, data, parent, config, log
         self.progress = progress or (lambda text: None)
@@ -100,8 +100,8 @@ class Search:
         if steps_per_epoch < 1:
             raise UserInputError(f"--batch_size {config.batch_size} is larger than the {len(data.x_train)} training "
                                  f"images; use at most {len(data.x_train)}")
-        self.supernet = Supernet(space, data.input_shape, data.num_classes, seed=config.seed,
-                                 learning_rate=config.learning_rate, decay_steps=config.epochs * steps_per_epoch)
+        self.supernet = make_supernet(space, data.input_shape, data.num_classes, seed=config.seed,
+                                      learning_rate=config.learning_rate, decay_steps=config.epochs * steps_per_epoch)
         names = [n.strip() for n in config.strategy.split(",") if n.strip()]
         self.strategies = Strategies(names, space, config.seed)
         self.strategy: Strategy = self.strategies.by_name[names[0]]
@@ -222,7 +222,8 @@ class Search:
             terms = self.evaluator.evaluate_one(arch, self.data.x_val, self.data.y_val)
             self._record(epoch, "shown", arch, terms, name)
             shown.append((arch, terms))
-            self.log(f"[{arch.to_string()}] {arch.readable()}")
+            for line in arch.display_lines():
+                self.log(line)
             self.log(f"val_acc={terms['acc']:.4f} size={terms['kib']:.2f}KiB ratio={terms['size_ratio']:.4f} "
                      f"sim={terms['sim']:.4f} reward={terms['reward']:.4f}")
             self.log("-" * 51)
@@ -278,7 +279,7 @@ class Search:
             ranked.append(self.space.decode(guess).to_string())
         candidates = []
         for text in dict.fromkeys(ranked):
-            arch = parse_arch(text)
+            arch = self.space.parse(text)
             terms = self.evaluator.evaluate_one(arch, self.data.x_val, self.data.y_val)
             self._record(epoch + 1, "final", arch, terms, name)
             candidates.append((arch, terms))

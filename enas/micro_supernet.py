@@ -1,0 +1,247 @@
+"""The shared-weight supernet of the ``micro`` space: every child's cells cut from one set of weights.
+
+Weights are shared per (cell, node, slot, kernel size, form): each node's first and second operation
+(``slot`` a and b) at each position of the network has one latent kernel per kernel size and form
+(full for binary and ternary, depthwise + pointwise for the separable types), and a type only chooses
+the quantizer applied to it, as in the chain supernet (``enas.supernet``). BatchNorm's scale and
+offset are kept per operation code, since statistics differ by precision. The stem and the
+classifier are shared by every child.
+
+A child runs eagerly through exactly its own operations, so it costs what its own network costs and
+only its variables receive gradients. As in the chain supernet, a child is scored with its own
+BatchNorm statistics (``calibrate`` on a training batch, then ``evaluate`` in inference mode), and
+``export_child`` hands the weights and statistics to the standalone Keras model of
+``qnas.micro_net``, which gives the same outputs (tested).
+"""
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+import numpy as np
+import tensorflow as tf
+
+from enas.supernet import ChildResult
+from qnas.micro_arch import MicroArchitecture, is_conv, is_separable, op_kernel, op_type
+from qnas.micro_net import SLOTS, STEM_KERNEL, CellPlan, image_shape, op_prefix, plan_cells
+from qnas.spaces.micro import MicroSpace
+from quantize.blocks import BN_EPSILON
+from quantize.types import LAYER_TYPES
+
+BNStats = dict[str, tuple[tf.Tensor, tf.Tensor]]
+
+
+class MicroSupernet(tf.Module):
+    """Shared weights for every child of a ``MicroSpace`` on inputs of ``input_shape``."""
+
+    def __init__(self, space: MicroSpace, input_shape: Sequence[int], num_classes: int, seed: int = 0,
+                 learning_rate: float = 2e-3, decay_steps: int | None = None, name: str = "micro_supernet"):
+        super().__init__(name=name)
+        self.space = space
+        self.input_shape = tuple(int(d) for d in input_shape)
+        self.num_classes = num_classes
+        self.plans: list[CellPlan] = plan_cells(space.net, self.input_shape)
+        self.num_layers = len(self.plans)  # one embedding per cell, for the similarity's depth matching
+        self.ops = space.ops()
+        rng = np.random.default_rng(seed)
+
+        def glorot(shape: tuple[int, ...]) -> tf.Variable:
+            receptive = int(np.prod(shape[:-2]))
+            limit = np.sqrt(6.0 / (receptive * (shape[-2] + shape[-1])))
+            return tf.Variable(rng.uniform(-limit, limit, size=shape).astype(np.float32))
+
+        filters, channels = space.net.filters, image_shape(self.input_shape)[2]
+        self.stem_kernel = glorot((STEM_KERNEL, STEM_KERNEL, channels, filters))
+        self.kernels: dict[str, tf.Variable] = {}
+        self.gammas: dict[str, tf.Variable] = {"stem": tf.Variable(tf.ones(filters))}
+        self.betas: dict[str, tf.Variable] = {"stem": tf.Variable(tf.zeros(filters))}
+        for plan in self.plans:
+            f = plan.filters
+            for j in range(space.num_nodes):
+                for slot in SLOTS:
+                    prefix = op_prefix(plan.index, j + 2, slot)
+                    for code in self.ops:
+                        if not is_conv(code):
+                            continue
+                        key = self._kernel_key(prefix, code)
+                        if is_separable(code) and f"{key}_dw" not in self.kernels:
+                            k = op_kernel(code)
+                            self.kernels[f"{key}_dw"] = glorot((k, k, f, 1))
+                            self.kernels[f"{key}_pw"] = glorot((1, 1, f, f))
+                        elif not is_separable(code) and key not in self.kernels:
+                            self.kernels[key] = glorot((op_kernel(code), op_kernel(code), f, f))
+                        self.gammas[f"{prefix}_op{code}"] = tf.Variable(tf.ones(f))
+                        self.betas[f"{prefix}_op{code}"] = tf.Variable(tf.zeros(f))
+        last = self.plans[-1].filters if self.plans else filters
+        self.classifier_kernel = glorot((last, num_classes))
+        self.classifier_bias = tf.Variable(tf.zeros(num_classes))
+        types = {op_type(c) for c in self.ops if is_conv(c)}
+        self._kernel_quantizers = {t: LAYER_TYPES[t].kernel_quantizer() for t in types}
+        self._input_quantizers = {t: LAYER_TYPES[t].input_quantizer() for t in types}
+        self.schedule = (tf.keras.optimizers.schedules.CosineDecay(learning_rate, decay_steps, alpha=0.05)
+                         if decay_steps else (lambda step: learning_rate))
+        self.optimizer = tf.keras.optimizers.legacy.Adam(self.schedule if decay_steps else learning_rate)
+        self.step = tf.Variable(0, dtype=tf.int64, trainable=False, name="step")
+
+    @staticmethod
+    def _kernel_key(prefix: str, code: int) -> str:
+        """Binary and ternary share one full kernel; the separable types one depthwise + pointwise pair."""
+        return f"{prefix}_k{op_kernel(code)}_{'sep' if is_separable(code) else 'full'}"
+
+    def current_lr(self) -> float:
+        return float(self.schedule(self.step))
+
+    def _child(self, arch: MicroArchitecture) -> MicroArchitecture:
+        """``arch``, checked against this supernet."""
+        if arch.num_nodes != self.space.num_nodes:
+            raise ValueError(f"the supernet's cells have {self.space.num_nodes} nodes, {arch} has {arch.num_nodes}")
+        bad = sorted({c for n in (*arch.normal, *arch.reduction) for c in (n.op1, n.op2) if c not in self.ops})
+        if bad:
+            raise ValueError(f"operations {bad} are outside this supernet (operations {list(self.ops)})")
+        return arch
+
+    # ------------------------------------------------------------------ forward
+    def _forward(self, x: tf.Tensor, arch: MicroArchitecture, bn_stats: BNStats | None = None):
+        """Logits, cell outputs, BatchNorm batch moments (by layer name) and the variables used, for one child.
+
+        ``bn_stats`` None uses batch statistics (training and calibration); otherwise the child's own.
+        """
+        moments: BNStats = {}
+        used: list[tf.Variable] = [self.stem_kernel, self.classifier_kernel, self.classifier_bias]
+
+        def batchnorm(z: tf.Tensor, layer: str, key: str) -> tf.Tensor:
+            """Fused BatchNorm, one op (as Keras runs it): batch statistics, or the child's own in inference."""
+            gamma, beta = self.gammas[key], self.betas[key]
+            used.extend((gamma, beta))
+            if bn_stats is None:
+                out, mean, var = tf.compat.v1.nn.fused_batch_norm(z, gamma, beta, epsilon=BN_EPSILON, is_training=True)
+                moments[layer] = (mean, var)
+                return out
+            mean, var = bn_stats[layer]
+            return tf.compat.v1.nn.fused_batch_norm(z, gamma, beta, mean=mean, variance=var, epsilon=BN_EPSILON,
+                                                    is_training=False)[0]
+
+        h = tf.reshape(x, (-1, *image_shape(self.input_shape)))
+        h = batchnorm(tf.nn.conv2d(h, self.stem_kernel, 1, "SAME"), "stem_bn", "stem")
+        if self.space.net.stem_pools(*image_shape(self.input_shape)[:2]):
+            h = tf.nn.max_pool2d(h, 2, 2, "SAME")
+        prev, embeddings = [h, h], []
+        for plan in self.plans:
+            states = [self._adapt(t, p) for t, p in zip(prev, plan.inputs)]
+            for j, node in enumerate(arch.cell(plan.kind)):
+                outs = [self._op(states[i], code, op_prefix(plan.index, j + 2, slot), batchnorm, used)
+                        for slot, (i, code) in zip(SLOTS, ((node.in1, node.op1), (node.in2, node.op2)))]
+                states.append(outs[0] + outs[1])
+            ends = [states[i] for i in arch.loose_ends(plan.kind)]
+            out = ends[0]
+            for e in ends[1:]:
+                out = out + e
+            out = out / len(ends) if len(ends) > 1 else out
+            embeddings.append(out)
+            prev = [prev[1], out]
+        h = tf.reduce_mean(tf.nn.relu(prev[1]), axis=[1, 2])
+        logits = tf.matmul(h, self.classifier_kernel) + self.classifier_bias
+        return logits, embeddings, moments, used
+
+    @staticmethod
+    def _adapt(x: tf.Tensor, plan) -> tf.Tensor:
+        for _ in range(plan.pools):
+            x = tf.nn.avg_pool2d(x, 2, 2, "SAME")
+        return tf.concat([x] * plan.tiles, axis=-1) if plan.tiles > 1 else x
+
+    def _op(self, x: tf.Tensor, code: int, prefix: str, batchnorm, used: list[tf.Variable]) -> tf.Tensor:
+        if code == 2:
+            return tf.nn.avg_pool2d(x, 3, 1, "SAME")
+        if code == 3:
+            return tf.nn.max_pool2d(x, 3, 1, "SAME")
+        if not is_conv(code):
+            return x
+        t = op_type(code)
+        in_q, k_q = self._input_quantizers[t], self._kernel_quantizers[t]
+        key = self._kernel_key(prefix, code)
+        h = tf.nn.relu(x) if in_q is None else in_q.call(x)  # .call: the quantizer without Keras's layer overhead
+        if is_separable(code):
+            dw, pw = self.kernels[f"{key}_dw"], self.kernels[f"{key}_pw"]
+            used.extend((dw, pw))
+            z = tf.nn.depthwise_conv2d(h, dw if k_q is None else k_q.call(dw), [1, 1, 1, 1], "SAME")
+            z = tf.nn.conv2d(z, pw if k_q is None else k_q.call(pw), 1, "SAME")
+        else:
+            kernel = self.kernels[key]
+            used.append(kernel)
+            z = tf.nn.conv2d(h, k_q.call(kernel), 1, "SAME")
+        return batchnorm(z, f"{prefix}_bn", f"{prefix}_op{code}")
+
+    # ------------------------------------------------------------------ training
+    def train_step(self, x: np.ndarray, y: np.ndarray, arch: MicroArchitecture) -> dict[str, float]:
+        """One gradient step of the shared weights through child ``arch`` (only its weights move)."""
+        arch = self._child(arch)
+        y = tf.convert_to_tensor(y, tf.int32)
+        with tf.GradientTape() as tape:
+            logits, _, _, used = self._forward(tf.convert_to_tensor(x), arch)
+            loss = tf.reduce_mean(tf.keras.losses.sparse_categorical_crossentropy(y, logits, from_logits=True))
+        used = list({id(v): v for v in used}.values())
+        grads = tape.gradient(loss, used)
+        grads, grad_norm = tf.clip_by_global_norm(grads, 5.0)
+        self.optimizer.apply_gradients(zip(grads, used))
+        for plan in self.plans:  # the weight clip of binary and ternary kernels
+            for j, node in enumerate(arch.cell(plan.kind)):
+                for slot, code in zip(SLOTS, (node.op1, node.op2)):
+                    if is_conv(code) and LAYER_TYPES[op_type(code)].clip_weights:
+                        kernel = self.kernels[self._kernel_key(op_prefix(plan.index, j + 2, slot), code)]
+                        kernel.assign(tf.clip_by_value(kernel, -1.0, 1.0))
+        self.step.assign_add(1)
+        correct = int(tf.reduce_sum(tf.cast(tf.equal(tf.argmax(logits, 1, output_type=tf.int32), y), tf.int32)))
+        return {"loss": float(loss), "correct": correct, "grad_norm": float(grad_norm)}
+
+    # ------------------------------------------------------------------ evaluation
+    def calibrate(self, arch: MicroArchitecture, x_calib: np.ndarray) -> BNStats:
+        """The child's own BatchNorm statistics, measured on a batch of training images."""
+        return self._forward(tf.convert_to_tensor(x_calib), self._child(arch))[2]
+
+    def predict_logits(self, arch: MicroArchitecture, x: np.ndarray, bn_stats: BNStats) -> np.ndarray:
+        """Logits of a calibrated child in inference mode."""
+        return self._forward(tf.convert_to_tensor(x), self._child(arch), bn_stats)[0].numpy()
+
+    def evaluate(self, arch: MicroArchitecture, x: np.ndarray, y: np.ndarray, bn_stats: BNStats,
+                 x_probe: np.ndarray | None = None, batch_size: int = 1000) -> ChildResult:
+        """Accuracy and loss of a calibrated child in inference mode, plus its cell outputs on ``x_probe``."""
+        arch = self._child(arch)
+        correct, total_loss = 0, 0.0
+        for start in range(0, len(x), batch_size):
+            logits = self._forward(tf.convert_to_tensor(x[start:start + batch_size]), arch, bn_stats)[0]
+            yb = y[start:start + batch_size]
+            correct += int(np.sum(np.argmax(logits.numpy(), 1) == yb))
+            total_loss += float(tf.reduce_sum(tf.keras.losses.sparse_categorical_crossentropy(
+                yb, logits, from_logits=True)))
+        embeddings: list[np.ndarray] = []
+        if x_probe is not None:
+            embs = self._forward(tf.convert_to_tensor(x_probe), arch, bn_stats)[1]
+            embeddings = [e.numpy().reshape(len(x_probe), -1) for e in embs]
+        return ChildResult(accuracy=correct / len(x), loss=total_loss / len(x), embeddings=embeddings)
+
+    # ------------------------------------------------------------------ export
+    def export_child(self, arch: MicroArchitecture, bn_stats: BNStats, name: str = "child") -> tf.keras.Model:
+        """The standalone Keras model of ``arch`` carrying this supernet's weights and the child's statistics."""
+        arch = self._child(arch)
+        model = self.space.build(arch, self.input_shape, self.num_classes, name=name)
+
+        def set_bn(layer: str, key: str) -> None:
+            mean, var = (s.numpy() for s in bn_stats[layer])
+            model.get_layer(layer).set_weights([self.gammas[key].numpy(), self.betas[key].numpy(), mean, var])
+
+        model.get_layer("stem_conv").set_weights([self.stem_kernel.numpy()])
+        set_bn("stem_bn", "stem")
+        for plan in self.plans:
+            for j, node in enumerate(arch.cell(plan.kind)):
+                for slot, code in zip(SLOTS, (node.op1, node.op2)):
+                    if not is_conv(code):
+                        continue
+                    prefix = op_prefix(plan.index, j + 2, slot)
+                    key = self._kernel_key(prefix, code)
+                    if is_separable(code):
+                        model.get_layer(f"{prefix}_dw").set_weights([self.kernels[f"{key}_dw"].numpy()])
+                        model.get_layer(f"{prefix}_pw").set_weights([self.kernels[f"{key}_pw"].numpy()])
+                    else:
+                        model.get_layer(f"{prefix}_conv").set_weights([self.kernels[key].numpy()])
+                    set_bn(f"{prefix}_bn", f"{prefix}_op{code}")
+        model.get_layer("logits").set_weights([self.classifier_kernel.numpy(), self.classifier_bias.numpy()])
+        return model

@@ -1,0 +1,19 @@
+"""Which supernet trains a space: one per space family (``space.family``), picked by the search."""
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+from enas.micro_supernet import MicroSupernet
+from enas.supernet import Supernet
+from qnas.space import Space
+
+SUPERNETS = {"chain": Supernet, "micro": MicroSupernet}
+
+
+def make_supernet(space: Space, input_shape: Sequence[int], num_classes: int, seed: int = 0,
+                  learning_rate: float = 2e-3, decay_steps: int | None = None) -> Supernet | MicroSupernet:
+    """A fresh supernet for every child of ``space`` (the chain supernet for mlp and conv, the cell one for micro)."""
+    if space.family not in SUPERNETS:
+        raise ValueError(f"no supernet for spaces of family {space.family!r}; known: {', '.join(SUPERNETS)}")
+    return SUPERNETS[space.family](space, input_shape, num_classes, seed=seed, learning_rate=learning_rate,
+                                  decay_steps=decay_steps)
