@@ -22,22 +22,28 @@ DEFAULT_SPACE = "conv"
 
 def build_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    p.add_argument("--space", default=DEFAULT_SPACE, help="search space: mlp or conv (default %(default)s)")
+    p.add_argument("--space", default=DEFAULT_SPACE,
+                   help="search space: mlp, conv or micro (ENAS cells; bounded defaults: 10 epochs, --max_minutes 24, "
+                        "--max_kib 56) (default %(default)s)")
     p.add_argument("--num_layers", type=int, help="hidden layers to search (default: the space's, mlp 2, conv 4)")
     p.add_argument("--widths", help="candidate widths, comma-separated (default: mlp 16..512, conv 8..128)")
-    p.add_argument("--types", help="candidate layer types, codes or names, comma-separated (default: all six)")
-    p.add_argument("--dataset", default="mnist", help="mnist or fashion_mnist, downloaded once (default %(default)s)")
-    p.add_argument("--data", help="local .npz (Keras layout) or folder of IDX files; replaces --dataset")
-    p.add_argument("--epochs", type=int, default=20, help="search epochs (default %(default)s)")
+    p.add_argument("--types", help="candidate layer types, codes or names, comma-separated "
+                                   "(default: all six; micro: float32,binary, the precisions LCE stores at their width)")
+    p.add_argument("--dataset", default="mnist",
+                   help="mnist, fashion_mnist or cifar10, downloaded once (default %(default)s)")
+    p.add_argument("--data", help="local .npz (Keras layout, images (N, H, W) or (N, H, W, C)) or folder of IDX or "
+                                  ".npy files; replaces --dataset. Colour images are standardised per channel")
+    p.add_argument("--epochs", type=int, help="search epochs (default 20; micro 10)")
     p.add_argument("--strategy", default="controller", help="controller (ENAS LSTM) or random; 'controller,random' runs both on the same shared weights "
                         "and the same minibatches, a like-for-like comparison (default %(default)s)")
     p.add_argument("--reward_weights", default="1,0.05,0.5",
                    help="w_acc,w_sim,w_size of reward = w_acc*acc - w_sim*similarity + w_size*(1 - size_ratio) "
                         "(default %(default)s)")
     p.add_argument("--max_kib", type=float,
-                   help="size budget: architectures above it are penalised and never picked (default: none)")
+                   help="size budget: architectures above it are penalised and never picked (default: none; micro 56)")
     p.add_argument("--max_minutes", type=float,
-                   help="time budget: stop after the epoch that passes it, then pick the winner (default: none)")
+                   help="time budget: stop after the epoch that passes it, then pick the winner "
+                        "(default: none; micro 24)")
     p.add_argument("--child_sampling", default="uniform", choices=["uniform", "strategy"],
                    help="who picks the child trained on each minibatch (default %(default)s)")
     p.add_argument("--controller_steps", type=int, default=5, help="strategy updates per epoch (default %(default)s)")

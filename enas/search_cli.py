@@ -10,6 +10,7 @@ from pathlib import Path
 from enas.report import report
 from enas.search import Search, SearchConfig, write_summary
 from enas.strategies import STRATEGIES
+from qnas.augment import standardize_colour
 from qnas.data import load_dataset
 from qnas.errors import UserInputError
 from qnas.objective import ObjectiveWeights
@@ -17,13 +18,13 @@ from qnas.parent import data_fingerprint
 from qnas.parent_flags import emb_layer_names
 from qnas.progress import Console
 from qnas.seeding import seed_everything
-from qnas.space import SearchSpace
+from qnas.space import Space
 from qnas.spaces import get_space
 from qnas.user_parent import hidden_linear_layers, resolve_parent
 from quantize.types import get_layer_type
 
 
-def space_from_args(args: argparse.Namespace, parent_depth: int | None = None) -> SearchSpace:
+def space_from_args(args: argparse.Namespace, parent_depth: int | None = None) -> Space:
     """The search space the flags ask for; its depth follows a user's parent unless --num_layers is set."""
     space = get_space(args.space)
     widths = types = None
@@ -38,6 +39,17 @@ def space_from_args(args: argparse.Namespace, parent_depth: int | None = None) -
         except ValueError as err:
             raise UserInputError(f"--types {args.types!r}: {err}") from None
     return space.with_options(num_layers=args.num_layers or parent_depth, widths=widths, types=types)
+
+
+CLI_DEFAULTS = {"epochs": 20, "max_minutes": None, "max_kib": None}  # unless the space has its own
+
+
+def apply_space_defaults(args: argparse.Namespace) -> None:
+    """Fill the flags left unset (None) with the space's search defaults, else the CLI's."""
+    defaults = {**CLI_DEFAULTS, **get_space(args.space).search_defaults()}
+    for flag, value in defaults.items():
+        if getattr(args, flag) is None:
+            setattr(args, flag, value)
 
 
 def check_args(args: argparse.Namespace) -> None:
@@ -68,6 +80,8 @@ def retrain_command(arch_string: str, args: argparse.Namespace) -> str:
 def run_from_args(args: argparse.Namespace, argv: list[str]) -> int:
     console = Console()
     _log = console.line
+    get_space(args.space)  # an unknown space is refused before its defaults are looked up
+    apply_space_defaults(args)
     check_args(args)
     space_from_args(args)  # refuse bad space flags before loading anything
     config = SearchConfig(strategy=args.strategy, epochs=args.epochs, batch_size=args.batch_size,
@@ -78,17 +92,15 @@ def run_from_args(args: argparse.Namespace, argv: list[str]) -> int:
     output_dir = Path(args.output_dir or f"runs/search/{args.space}-{args.strategy}-seed{args.seed}")
     _check_output_dir(output_dir, args.resume)
     seed_everything(args.seed)
-    data = load_dataset(args.dataset, args.data, seed=args.seed)
-    _log(f"data: {data.describe()}")
+    data, standardisation = standardize_colour(load_dataset(args.dataset, args.data, seed=args.seed))
+    _log(f"data: {data.describe()}" + (", standardised per channel" if standardisation else ""))
     parent = resolve_parent(get_space(args.space), data, args.parent, emb_layer_names(args.emb_layers),
                             args.parent_layout, seed=args.seed, cache_dir=args.cache_dir, log=_log)
     space = space_from_args(args, parent_depth=hidden_depth(parent.model) if args.parent else None)
     _log(f"parent: test accuracy {parent.test_accuracy:.4f}, {parent.bits / 8192:.1f} KiB ({parent.source})")
-    _log(f"space: {space.name}, {space.num_layers} layers, widths {list(space.widths)}, types {list(space.types)}; "
-         f"strategy {args.strategy}; reward weights {config.reward}; seed {args.seed}")
+    _log(f"space: {space.describe()}; strategy {args.strategy}; reward weights {config.reward}; seed {args.seed}")
     _save_or_check_settings(output_dir, {**config.to_dict(), "run": {
-        "space": space.name, "num_layers": space.num_layers, "widths": list(space.widths), "types": list(space.types),
-        "data": data.name, "data_fingerprint": data_fingerprint(data), "parent": parent.source,
+        "space": space.name, **space.settings(), "data": data.name, "data_fingerprint": data_fingerprint(data), "parent": parent.source,
         "emb_layers": parent.embedding_layers}}, args.resume)
     search = Search(space, data, parent, config, output_dir, log=_log, progress=console.status)
     if args.resume and not search.restore():
@@ -97,14 +109,20 @@ def run_from_args(args: argparse.Namespace, argv: list[str]) -> int:
     command = retrain_command(result.best.to_string(), args)
     t = result.best_terms
     _log("=" * 51)
-    _log(f"best architecture: {result.best.to_string()}   ({result.best.readable()})")
+    lines = result.best.display_lines()
+    if len(lines) == 1:
+        _log(f"best architecture: {result.best.to_string()}   ({result.best.readable()})")
+    else:  # a cell architecture: each cell on its own line, as the reference printed them
+        _log("best architecture:")
+        for line in lines:
+            _log(line)
     _log(f"shared-weight val_acc={t['acc']:.4f} size={t['kib']:.2f}KiB ratio={t['size_ratio']:.4f} "
          f"sim={t['sim']:.4f} reward={t['reward']:.4f} minutes={result.minutes:.2f}")
     _log(f"retrain it with:\n{command}")
     if args.plot:
         png, front = report(output_dir)
         _log(f"accuracy vs size of {len(front)} Pareto-optimal architectures drawn in {png}")
-    write_summary(search, result, command, {"data": data.name, "parent": {
+    write_summary(search, result, command, {"data": data.name, "input_standardisation": standardisation, "parent": {
         "source": parent.source, "test_accuracy": parent.test_accuracy, "bits": parent.bits,
         "embedding_layers": parent.embedding_layers}})
     return 0

@@ -20,7 +20,7 @@ from qnas.data import Dataset
 from qnas.models import arch_bits, block_output_names, build_model
 from qnas.records import run_record, write_json_atomic
 from qnas.seeding import seed_everything
-from qnas.space import SearchSpace
+from qnas.space import SearchSpace, Space
 
 DEFAULT_EPOCHS = {"dense": 20, "conv": 20}
 PARENT_LR = 3e-3
@@ -79,9 +79,13 @@ def train_parent(space: SearchSpace, data: Dataset, seed: int = 0, epochs: int |
     return model
 
 
-def get_parent(space: SearchSpace, data: Dataset, seed: int = 0, cache_dir: str | Path = "cache",
+def get_parent(space: Space, data: Dataset, seed: int = 0, cache_dir: str | Path = "cache",
                epochs: int | None = None, log=print) -> Parent:
-    """The cached float parent for (space, data, seed), training and saving it on first use."""
+    """The cached float parent for (space, data, seed), training and saving it on first use.
+
+    A space whose parent lives in another space (``micro``'s is the ``conv`` chain) shares that space's cache.
+    """
+    space = space.parent_space()
     epochs = epochs or DEFAULT_EPOCHS[space.kind]
     key = f"parent-{space.name}-{data_fingerprint(data)}-seed{seed}-ep{epochs}-cos"
     folder = Path(cache_dir)
