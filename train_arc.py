@@ -1,6 +1,8 @@
 """Retrain one architecture to convergence and export it.
 
     python train_arc.py -fixed_arc "256 1 128 2" --space mlp --data ../shared/data/mnist-10k.npz
+    python train_arc.py -fixed_arc "0 2 1 4 1 3 0 1 1 0 1 0 1 2 0 4 0 0 0 1 1 3 1 4 0 1 1 1 1 2 1 4 3 2 0 2 1 1 0 3" \
+        --space micro --data ../shared/data/cifar10-12k.npz
 
 Prints larq's summary, one line per epoch, then test accuracy, size (KiB and ratio to the float
 parent), MACs, parameters and wall time. The output folder gets model.keras, result.json,
@@ -18,7 +20,7 @@ os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
 from qnas.parent_flags import add_parent_flags
 
-SPACE_NAMES = ("mlp", "conv")  # qnas.space.SPACES; listed here so --help needs no TensorFlow
+SPACE_NAMES = ("mlp", "conv", "micro")  # qnas.space.SPACES; listed here so --help needs no TensorFlow
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -26,15 +28,19 @@ def build_parser() -> argparse.ArgumentParser:
         prog="python train_arc.py", description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("-fixed_arc", "--fixed_arc", required=True, metavar="ARCH",
                         help="architecture string, two integers per layer 'WIDTH TYPE ...' (e.g. '256 1 128 2'; "
-                             "types 0=float32 1=binary 2=ternary 3=int2 4=int4 5=int8) or '256:binary 128:ternary'")
+                             "types 0=float32 1=binary 2=ternary 3=int2 4=int4 5=int8) or '256:binary 128:ternary'; "
+                             "for --space micro, 4 integers per node 'INPUT OP INPUT OP', normal cell then reduction "
+                             "cell (ops 0/1 sep 3x3/5x5, 2 avg pool, 3 max pool, 4 identity; 10*TYPE + 0/1: a 3x3/5x5 "
+                             "conv of that type, e.g. 10 = binary 3x3)")
     parser.add_argument("--space", default="mlp", metavar="NAME",
                         help=f"search space the architecture lives in: {' or '.join(SPACE_NAMES)} (default: mlp)")
     source = parser.add_mutually_exclusive_group()
     source.add_argument("--dataset", default="mnist", metavar="NAME",
-                        help="Keras data set to download once: mnist or fashion_mnist (default: mnist)")
+                        help="Keras data set to download once: mnist, fashion_mnist or cifar10 (default: mnist)")
     source.add_argument("--data", metavar="PATH",
-                        help="local data instead: a Keras-layout .npz (x_train, y_train, x_test, y_test) "
-                             "or a folder of MNIST-style IDX files")
+                        help="local data instead: a Keras-layout .npz (x_train, y_train, x_test, y_test; images "
+                             "(N, H, W) or (N, H, W, C)) or a folder of IDX or .npy files. Colour images are "
+                             "standardised per channel")
     parser.add_argument("--max_epochs", type=int, default=30,
                         help="epoch budget; the cosine learning-rate decay reaches zero here (default: 30)")
     parser.add_argument("--patience", type=int, default=10,
@@ -54,6 +60,9 @@ def build_parser() -> argparse.ArgumentParser:
                         help="output folder (default: runs/train_arc/<space>-<arch>-<data>-seed<S>)")
     parser.add_argument("--resume", action="store_true",
                         help="continue the interrupted run in the output folder from its last checkpoint")
+    parser.add_argument("--augment", action=argparse.BooleanOptionalAction, default=None,
+                        help="padded random crops and horizontal flips of the training images (default: on for colour "
+                             "images, off for digits)")
     parser.add_argument("--no_tflite", dest="tflite", action="store_false",
                         help="skip the TFLite export (done through Larq Compute Engine when it is installed)")
     return parser
@@ -75,7 +84,7 @@ def main(argv: list[str] | None = None) -> int:
         arch=args.fixed_arc, space=args.space, dataset=args.dataset, data_path=args.data,
         max_epochs=args.max_epochs, batch_size=args.batch_size, seed=args.seed, output_dir=args.output_dir,
         resume=args.resume, init=args.init, lr=args.lr, patience=args.patience, cache_dir=args.cache_dir,
-        tflite=args.tflite, parent=args.parent, parent_layout=args.parent_layout,
+        tflite=args.tflite, parent=args.parent, parent_layout=args.parent_layout, augment=args.augment,
     )
     try:
         result = train_architecture(config, command=shlex.join(["python", "train_arc.py", *argv]))

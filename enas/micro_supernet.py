@@ -75,8 +75,9 @@ class MicroSupernet(tf.Module):
         self.classifier_kernel = glorot((last, num_classes))
         self.classifier_bias = tf.Variable(tf.zeros(num_classes))
         types = {op_type(c) for c in self.ops if is_conv(c)}
-        self._kernel_quantizers = {t: LAYER_TYPES[t].kernel_quantizer() for t in types}
-        self._input_quantizers = {t: LAYER_TYPES[t].input_quantizer() for t in types}
+        # keyed by the type's name: checkpoints need string keys
+        self._kernel_quantizers = {LAYER_TYPES[t].name: LAYER_TYPES[t].kernel_quantizer() for t in types}
+        self._input_quantizers = {LAYER_TYPES[t].name: LAYER_TYPES[t].input_quantizer() for t in types}
         self.schedule = (tf.keras.optimizers.schedules.CosineDecay(learning_rate, decay_steps, alpha=0.05)
                          if decay_steps else (lambda step: learning_rate))
         self.optimizer = tf.keras.optimizers.legacy.Adam(self.schedule if decay_steps else learning_rate)
@@ -155,7 +156,7 @@ class MicroSupernet(tf.Module):
             return tf.nn.max_pool2d(x, 3, 1, "SAME")
         if not is_conv(code):
             return x
-        t = op_type(code)
+        t = LAYER_TYPES[op_type(code)].name
         in_q, k_q = self._input_quantizers[t], self._kernel_quantizers[t]
         key = self._kernel_key(prefix, code)
         h = tf.nn.relu(x) if in_q is None else in_q.call(x)  # .call: the quantizer without Keras's layer overhead

@@ -37,19 +37,19 @@ import larq as lq
 import numpy as np
 import tensorflow as tf
 
-from qnas.arch import Architecture, parse_arch
+from qnas.arch import Architecture
+from qnas.augment import default_augment, epoch_images, standardize_colour
 from qnas.batchnorm_calibration import BatchNormCalibrator
 from qnas.data import Dataset, load_dataset
 from qnas.errors import UserInputError
 from qnas.export import TfliteExport, export_tflite, load_model, save_model, tflite_predict
 from qnas.interrupt import StopRequest
-from qnas.models import arch_bits, build_model
 from qnas.parent import probe_batch
 from qnas.progress import Console
 from qnas.records import run_record, write_json_atomic
 from qnas.run_folder import INCOMPLETE, TrainState, prepare_output_dir
 from qnas.seeding import seed_everything
-from qnas.space import SearchSpace
+from qnas.space import Space
 from qnas.spaces import get_space
 from qnas.tensorboard_logging import RunLogger
 from qnas.user_parent import resolve_parent
@@ -59,7 +59,7 @@ from quantize.size import SizeReport, model_macs
 INIT_CHOICES = ("random", "parent")
 # Settings that change the result: a resumed run must use the same ones.
 RESUME_KEYS = ("arch", "space", "dataset", "data_path", "max_epochs", "batch_size", "seed", "init",
-               "lr", "warmup_epochs", "patience", "val_fraction", "parent")
+               "lr", "warmup_epochs", "patience", "val_fraction", "parent", "augment")
 CHECK_SAMPLES = 256  # test images used to check the reloaded and the TFLite model
 BN_CALIBRATION_SAMPLES = 2000  # training images whose batch statistics become BatchNorm's moving statistics
 
@@ -86,6 +86,7 @@ class TrainConfig:
     tflite: bool = True
     parent: str | None = None  # a user's trained model to start from (implies init="parent")
     parent_layout: str = "in_out"
+    augment: bool | None = None  # padded random crops and flips; None: on for colour images, off for digits
 
     def __post_init__(self) -> None:
         if self.parent:
@@ -192,14 +193,18 @@ def train_architecture(config: TrainConfig, log: Callable[[str], None] | None = 
     started = time.time()
     config.validate()
     space = get_space(config.space)
-    arch = parse_arch(config.arch, space)
+    arch = space.parse(config.arch)
+    if config.init == "parent" and space.family != "chain":
+        raise UserInputError(f"--init parent and --parent work for the mlp and conv spaces, not {space.name}")
     folder = Path(config.output_dir) if config.output_dir else default_output_dir(config, arch)
-    data = load_dataset(config.dataset, config.data_path, config.val_fraction, seed=config.seed)
+    data, standardisation = standardize_colour(
+        load_dataset(config.dataset, config.data_path, config.val_fraction, seed=config.seed))
+    config.augment = default_augment(data) if config.augment is None else config.augment
     resuming = prepare_output_dir(folder, config.identity(arch), config.resume, log, provenance)
 
     seed_everything(config.seed)
     tf.random.set_global_generator(tf.random.Generator.from_seed(config.seed))  # checkpointed with the rest
-    model = build_model(space, arch, data.input_shape, data.num_classes, name="child")
+    model = space.build(arch, data.input_shape, data.num_classes, name="child")
     steps = math.ceil(len(data.x_train) / config.batch_size)
     schedule = learning_rate_schedule(config.lr, steps, config.max_epochs, config.warmup_epochs)
     optimizer = tf.keras.optimizers.legacy.Adam(schedule)
@@ -207,7 +212,8 @@ def train_architecture(config: TrainConfig, log: Callable[[str], None] | None = 
     optimizer._create_all_weights(model.trainable_variables)  # step counter and slots exist before a restore
     state = TrainState(model, optimizer, folder)
     parent_info = None
-    log(f"train_arc: {arch.to_string()} ({arch.readable()}) in space {space.name}; {data.describe()}")
+    log(f"train_arc: {arch.to_string()} ({arch.readable()}) in space {space.name}; {data.describe()}"
+        + (", standardised per channel" if standardisation else "") + (", augmented" if config.augment else ""))
     lq.models.summary(model, print_fn=log)
     if resuming and state.restore_latest():
         log(f"resuming from {state.manager.latest_checkpoint} (epoch {int(state.epoch.numpy())})")
@@ -224,14 +230,15 @@ def train_architecture(config: TrainConfig, log: Callable[[str], None] | None = 
                                         if k not in ("arch", "space") and v is not None})
             _fit_epochs(model, optimizer, schedule, state, tb, data, config, steps, log, [stop, *callbacks], progress)
             stop.check()
-            return _finish(model, state, tb, space, arch, data, config, folder, parent_info, started, log, provenance)
+            return _finish(model, state, tb, space, arch, data, config, folder, parent_info, started, log, provenance,
+                           standardisation)
     except KeyboardInterrupt:
         raise TrainingInterrupted(folder, int(state.epoch.numpy())) from None
     finally:
         tb.close()
 
 
-def _init_from_parent(model, space: SearchSpace, data: Dataset, config: TrainConfig,
+def _init_from_parent(model, space: Space, data: Dataset, config: TrainConfig,
                       log: Callable[[str], None]) -> dict[str, Any]:
     parent = resolve_parent(space, data, config.parent, layout=config.parent_layout, in_space=True,
                             seed=config.seed, cache_dir=config.cache_dir, log=log)
@@ -260,7 +267,7 @@ def _fit_epochs(model, optimizer, schedule, state: TrainState, tb: RunLogger, da
         lr = float(schedule(optimizer.iterations))
         order = epoch_order(config.seed, epoch, len(data.x_train))
         extra = [_Progress(Console(), epoch + 1, config.max_epochs, steps)] if progress else []
-        fit = model.fit(data.x_train[order], data.y_train[order], batch_size=config.batch_size, epochs=1,
+        fit = model.fit(epoch_images(data.x_train[order], config.seed, epoch, bool(config.augment)), data.y_train[order], batch_size=config.batch_size, epochs=1,
                         shuffle=False, verbose=0, callbacks=[*extra, *callbacks])
         calibrate(data.x_train[order[:n_calibration]])
         val_loss, val_acc = model.evaluate(data.x_val, data.y_val, batch_size=eval_batch, verbose=0,
@@ -291,9 +298,10 @@ def _fit_epochs(model, optimizer, schedule, state: TrainState, tb: RunLogger, da
         log(f"early stopping: validation accuracy below its best for {config.patience} epochs")
 
 
-def _finish(model, state: TrainState, tb: RunLogger, space: SearchSpace, arch: Architecture, data: Dataset,
+def _finish(model, state: TrainState, tb: RunLogger, space: Space, arch: Architecture, data: Dataset,
             config: TrainConfig, folder: Path, parent_info: dict[str, Any] | None, started: float,
-            log: Callable[[str], None], provenance: dict[str, Any]) -> TrainResult:
+            log: Callable[[str], None], provenance: dict[str, Any],
+            standardisation: dict[str, list[float]] | None = None) -> TrainResult:
     """Restore the best epoch, test once, export, and write result.json last."""
     if state.restore_best():
         log(f"restored the best epoch ({int(state.best_epoch.numpy())}, val_acc {float(state.best_val.numpy()):.4f})")
@@ -310,9 +318,10 @@ def _finish(model, state: TrainState, tb: RunLogger, space: SearchSpace, arch: A
         tflite_info["argmax_agreement"] = float(np.mean(lite.argmax(1) == expected.argmax(1)))
         tflite_info["bytes"] = tflite.path.stat().st_size
 
-    parent_arch = space.parent_arch()
-    size = SizeReport(arch_bits(space, arch, data.input_shape, data.num_classes),
-                      arch_bits(space, parent_arch, data.input_shape, data.num_classes))
+    parent_space = space.parent_space()
+    parent_arch = parent_space.parent_arch()
+    size = SizeReport(space.bits(arch, data.input_shape, data.num_classes),
+                      parent_space.bits(parent_arch, data.input_shape, data.num_classes))
     macs = model_macs(model)
     history = state.get_history()
     metrics = {
@@ -328,7 +337,7 @@ def _finish(model, state: TrainState, tb: RunLogger, space: SearchSpace, arch: A
         "params": int(model.count_params()),
         "train_seconds": round(float(state.elapsed.numpy()), 1),
         "wall_seconds_this_process": round(time.time() - started, 1),
-        "config": asdict(config), "init_parent": parent_info,
+        "config": asdict(config), "init_parent": parent_info, "input_standardisation": standardisation,
         "files": {"model": model_path.name, "tensorboard": "tensorboard", "checkpoints": "checkpoints",
                   "tflite": tflite.path.name if tflite.path else None},
         "reload_max_abs_diff": reload_diff, "tflite": tflite_info, "history": history,
