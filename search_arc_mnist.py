@@ -24,11 +24,11 @@ def build_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--space", default=DEFAULT_SPACE,
                    help="search space: mlp, conv or micro (ENAS cells; bounded defaults: 10 epochs, --max_minutes 24, "
-                        "--max_kib 56) (default %(default)s)")
+                        "--max_kib 56, --lr 6e-3) (default %(default)s)")
     p.add_argument("--num_layers", type=int, help="hidden layers to search (default: the space's, mlp 2, conv 4)")
     p.add_argument("--widths", help="candidate widths, comma-separated (default: mlp 16..512, conv 8..128)")
     p.add_argument("--types", help="candidate layer types, codes or names, comma-separated "
-                                   "(default: all six; micro: float32,binary, the precisions LCE stores at their width)")
+                                   "(default: all six; micro: binary, which LCE bit-packs)")
     p.add_argument("--dataset", default="mnist",
                    help="mnist, fashion_mnist or cifar10, downloaded once (default %(default)s)")
     p.add_argument("--data", help="local .npz (Keras layout, images (N, H, W) or (N, H, W, C)) or folder of IDX or "
@@ -50,7 +50,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--controller_batch", type=int, default=10,
                    help="architectures sampled and scored per update (default %(default)s)")
     p.add_argument("--batch_size", type=int, default=100, help="minibatch of the shared weights (default %(default)s)")
-    p.add_argument("--lr", type=float, default=2e-3, help="Adam learning rate of the shared weights, cosine-decayed over the search (default %(default)s)")
+    p.add_argument("--lr", type=float, help="Adam learning rate of the shared weights, cosine-decayed over the search "
+                                            "(default 2e-3; micro 6e-3)")
     p.add_argument("--seed", type=int, default=0, help="seeds every random choice (default %(default)s)")
     p.add_argument("--output_dir", help="where checkpoints, logs and results go (default runs/search/<space>-seed<S>)")
     p.add_argument("--cache_dir", default="cache", help="where the float parent is cached (default %(default)s)")

@@ -28,13 +28,12 @@ import tensorflow as tf
 from enas.evaluator import SharedWeightEvaluator
 from enas.strategies import Strategy, make_strategy
 from enas.supernets import make_supernet
-from qnas.arch import Architecture
 from qnas.data import Dataset
 from qnas.errors import UserInputError
 from qnas.objective import Objective, ObjectiveWeights
 from qnas.parent import Parent, probe_batch
 from qnas.records import run_record, write_json_atomic
-from qnas.space import Space
+from qnas.space import AnyArchitecture, Space
 
 Log = Callable[[str], None]
 
@@ -72,9 +71,9 @@ class SearchConfig:
 
 @dataclass
 class SearchResult:
-    best: Architecture
+    best: AnyArchitecture
     best_terms: dict[str, float]
-    candidates: list[tuple[Architecture, dict[str, float]]]
+    candidates: list[tuple[AnyArchitecture, dict[str, float]]]
     minutes: float
     strategy: str = "controller"
     by_strategy: dict[str, SearchResult] = field(default_factory=dict)
@@ -140,7 +139,7 @@ class Search:
     def minutes(self) -> float:
         return self.minutes_before + (time.time() - self.start_time) / 60
 
-    def _record(self, epoch: int, phase: str, arch: Architecture, terms: dict[str, float], strategy: str) -> None:
+    def _record(self, epoch: int, phase: str, arch: AnyArchitecture, terms: dict[str, float], strategy: str) -> None:
         with self.history_path.open("a") as f:
             f.write(json.dumps({"epoch": epoch, "phase": phase, "strategy": strategy, "arch": arch.to_string(),
                                 **{k: round(v, 6) for k, v in terms.items()}}) + "\n")

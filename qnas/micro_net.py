@@ -19,7 +19,10 @@ Each operation of a node is, for input ``x``: a separable convolution ``act(x) -
 pointwise 1x1 -> BatchNorm`` (float: ReLU; multi-bit types: their input quantizer inside the depthwise
 layer), a full convolution ``quantized conv k x k -> BatchNorm`` (binary, ternary), a 3x3 pooling
 (stride 1), or ``x`` itself. Layer names carry the cell, node and slot (``c1_n3_a_pw``), which the
-supernet relies on to hand its weights over; each cell's output is ``h<cell>_out``.
+supernet relies on to hand its weights over. A cell's output is the average of its loose ends followed by
+BatchNorm (``h<cell>_out``): as ENAS's final 1x1 convolution and BatchNorm do, this keeps the scale of a cell's
+output from growing with the identities and poolings it adds up, without a weight matrix. A cell whose output
+no later cell reads is left out (``live_cells``).
 """
 from __future__ import annotations
 
@@ -100,6 +103,20 @@ def plan_cells(net: MicroNet, input_shape: Sequence[int]) -> list[CellPlan]:
     return plans
 
 
+def live_cells(arch: MicroArchitecture, plans: list[CellPlan]) -> list[bool]:
+    """Which cells reach the classifier: the last one, and any whose output a later live cell reads.
+
+    A cell whose output no later cell reads (the next one never reads its input 1, the one after never its
+    input 0) is left out of the network: it has no layers, no bits and no weights to train.
+    """
+    reads = [{i for node in arch.cell(p.kind) for i in (node.in1, node.in2) if i < 2} for p in plans]
+    live = [False] * len(plans)
+    for c in reversed(range(len(plans))):
+        live[c] = (c == len(plans) - 1 or (live[c + 1] and 1 in reads[c + 1])
+                   or (c + 2 < len(plans) and live[c + 2] and 0 in reads[c + 2]))
+    return live
+
+
 def _adapt(size: tuple[int, int], channels: int, target: tuple[int, int], filters: int) -> InputPlan:
     pools = 0
     while size[0] > target[0] or size[1] > target[1]:
@@ -152,7 +169,11 @@ def build_micro_model(net: MicroNet, arch: MicroArchitecture, input_shape: Seque
     if net.stem_pools(*image_shape(shape)[:2]):
         x = tf.keras.layers.MaxPool2D(2, padding="same", name="stem_pool")(x)
     prev = [x, x]
-    for plan in plan_cells(net, shape):
+    plans = plan_cells(net, shape)
+    for plan, live in zip(plans, live_cells(arch, plans)):
+        if not live:
+            prev = [prev[1], None]
+            continue
         cell_inputs = [_adapt_layers(t, p, f"c{plan.index}_in{i}") for i, (t, p) in enumerate(zip(prev, plan.inputs))]
         out = _cell(arch.cell(plan.kind), arch.loose_ends(plan.kind), cell_inputs, plan)
         prev = [prev[1], out]
@@ -162,7 +183,9 @@ def build_micro_model(net: MicroNet, arch: MicroArchitecture, input_shape: Seque
     return tf.keras.Model(inputs, tf.keras.layers.Softmax(name="probs")(logits), name=name)
 
 
-def _adapt_layers(x: tf.Tensor, plan: InputPlan, prefix: str) -> tf.Tensor:
+def _adapt_layers(x: tf.Tensor | None, plan: InputPlan, prefix: str) -> tf.Tensor | None:
+    if x is None:  # the output of a cell left out: this cell never reads it
+        return None
     for k in range(plan.pools):
         x = tf.keras.layers.AveragePooling2D(2, padding="same", name=f"{prefix}_pool{k}")(x)
     if plan.tiles > 1:
@@ -181,11 +204,9 @@ def _cell(nodes: tuple[Node, ...], loose: list[int], cell_inputs: list[tf.Tensor
                 h = layer(h)
             outs.append(h)
         states.append(tf.keras.layers.Add(name=f"c{plan.index}_n{index}_add")(outs))
-    name = f"h{plan.index}_out"
     ends = [states[i] for i in loose]
-    if len(ends) == 1:
-        return tf.keras.layers.Activation("linear", name=name)(ends[0])
-    return tf.keras.layers.Average(name=name)(ends)
+    out = ends[0] if len(ends) == 1 else tf.keras.layers.Average(name=f"c{plan.index}_mean")(ends)
+    return tf.keras.layers.BatchNormalization(momentum=BN_MOMENTUM, epsilon=BN_EPSILON, name=f"h{plan.index}_out")(out)
 
 
 def op_bits(code: int, filters: int) -> int:
@@ -202,7 +223,8 @@ def micro_bits(net: MicroNet, arch: MicroArchitecture, input_shape: Sequence[int
     _, _, channels = image_shape(input_shape)
     bits = (STEM_KERNEL * STEM_KERNEL * channels * net.filters + 2 * net.filters) * 32
     plans = plan_cells(net, input_shape)
-    for plan in plans:
-        bits += sum(op_bits(code, plan.filters) for node in arch.cell(plan.kind) for code in (node.op1, node.op2))
+    for plan, live in zip(plans, live_cells(arch, plans)):
+        ops = sum(op_bits(code, plan.filters) for node in arch.cell(plan.kind) for code in (node.op1, node.op2))
+        bits += live * (ops + 2 * plan.filters * 32)  # the cell's operations and its output BatchNorm
     last = plans[-1].filters if plans else net.filters
     return bits + (last * num_classes + num_classes) * 32

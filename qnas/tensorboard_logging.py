@@ -15,14 +15,13 @@ from pathlib import Path
 import tensorflow as tf
 from tensorboard.plugins.hparams import api as hp
 
-from qnas.arch import Architecture
-from qnas.micro_arch import MicroArchitecture
+from qnas.space import AnyArchitecture
 
 HParamValue = bool | int | float | str
 FINAL_METRICS = ("test_accuracy", "test_loss", "best_val_accuracy", "kib", "bits_ratio")
 
 
-def arch_hparams(arch: Architecture | MicroArchitecture) -> dict[str, HParamValue]:
+def arch_hparams(arch: AnyArchitecture) -> dict[str, HParamValue]:
     """The architecture's own hparams: a width and a type per layer, or each node's inputs and operations."""
     return arch.hparams()
 
@@ -34,7 +33,7 @@ class RunLogger:
         self.logdir = Path(logdir)
         self.writer = tf.summary.create_file_writer(str(self.logdir))
 
-    def start(self, arch: Architecture | MicroArchitecture, space_name: str, hparams: Mapping[str, HParamValue]) -> None:
+    def start(self, arch: AnyArchitecture, space_name: str, hparams: Mapping[str, HParamValue]) -> None:
         """Record the architecture (text) and the run's hyperparameters (hparams plugin)."""
         values = {**hparams, "space": space_name, "arch": arch.to_string(), **arch_hparams(arch)}
         with self.writer.as_default():

@@ -37,7 +37,6 @@ import larq as lq
 import numpy as np
 import tensorflow as tf
 
-from qnas.arch import Architecture
 from qnas.augment import default_augment, epoch_images, standardize_colour
 from qnas.batchnorm_calibration import BatchNormCalibrator
 from qnas.data import Dataset, load_dataset
@@ -49,7 +48,7 @@ from qnas.progress import Console
 from qnas.records import run_record, write_json_atomic
 from qnas.run_folder import INCOMPLETE, TrainState, prepare_output_dir
 from qnas.seeding import seed_everything
-from qnas.space import Space
+from qnas.space import AnyArchitecture, Space
 from qnas.spaces import get_space
 from qnas.tensorboard_logging import RunLogger
 from qnas.user_parent import resolve_parent
@@ -107,7 +106,7 @@ class TrainConfig:
             if not ok:
                 raise UserInputError(message)
 
-    def identity(self, arch: Architecture) -> dict[str, Any]:
+    def identity(self, arch: AnyArchitecture) -> dict[str, Any]:
         """The settings a resumed run must share, in canonical form."""
         values = asdict(self)
         values["arch"] = arch.to_string()
@@ -115,7 +114,7 @@ class TrainConfig:
         return {key: values[key] for key in RESUME_KEYS}
 
 
-def default_output_dir(config: TrainConfig, arch: Architecture) -> Path:
+def default_output_dir(config: TrainConfig, arch: AnyArchitecture) -> Path:
     """``runs/train_arc/<space>-<arch with underscores>-<data>-seed<S>``."""
     data = Path(config.data_path).stem if config.data_path else config.dataset
     return Path("runs") / "train_arc" / f"{config.space}-{'_'.join(arch.to_string().split())}-{data}-seed{config.seed}"
@@ -298,7 +297,7 @@ def _fit_epochs(model, optimizer, schedule, state: TrainState, tb: RunLogger, da
         log(f"early stopping: validation accuracy below its best for {config.patience} epochs")
 
 
-def _finish(model, state: TrainState, tb: RunLogger, space: Space, arch: Architecture, data: Dataset,
+def _finish(model, state: TrainState, tb: RunLogger, space: Space, arch: AnyArchitecture, data: Dataset,
             config: TrainConfig, folder: Path, parent_info: dict[str, Any] | None, started: float,
             log: Callable[[str], None], provenance: dict[str, Any],
             standardisation: dict[str, list[float]] | None = None) -> TrainResult:

@@ -47,7 +47,7 @@ def test_micro_search_then_retrain_on_cifar_shaped_data(cifar_like, tmp_path, ca
     assert len(result["best_arch"].split()) == 40 and result["config"]["max_kib"] == 56.0  # the space's defaults
     assert len(result["input_standardisation"]["mean"]) == 3
     config = json.loads((out / "config.json").read_text())
-    assert config["run"]["num_nodes"] == 5 and config["run"]["types"] == [0, 1]
+    assert config["run"]["num_nodes"] == 5 and config["run"]["types"] == [1]
 
     command = shlex.split(result["retrain_command"])[2:]  # drop "python train_arc.py"
     run = tmp_path / "retrain"

@@ -53,8 +53,9 @@ def test_op_codes_put_the_layer_type_in_the_tens_digit():
 def test_every_decision_vector_decodes_to_a_valid_cell_and_encodes_back():
     space = get_space("micro")
     decisions = space.decisions()
-    assert len(decisions) == 40 and decisions[:8] == [("input", 2), ("op", 7), ("input", 2), ("op", 7),
-                                                      ("input", 3), ("op", 7), ("input", 3), ("op", 7)]
+    assert len(decisions) == 40 and decisions[:8] == [("input", 2), ("op", 5), ("input", 2), ("op", 5),
+                                                      ("input", 3), ("op", 5), ("input", 3), ("op", 5)]
+    assert [op_name(c) for c in space.ops()] == ["conv3x3-binary", "conv5x5-binary", "avg3x3", "max3x3", "identity"]
     assert len(space.decision_labels()) == 40
     for d in RandomStrategy(decisions, seed=0).ask(200):
         arch = space.decode(d)
