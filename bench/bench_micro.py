@@ -90,11 +90,12 @@ def write_table(rows: list[dict]) -> None:
         lines.append(f"| {r['data']} | {r['kind']} | {r['space']} | `{r['arch']}` | {search} | {val} | "
                      f"{r['train_minutes']:.1f} ({r['epochs']}) | {r['test_acc']:.4f} | {r['kib']:.1f} | "
                      f"{r['tflite_bytes'] if r['tflite_bytes'] is not None else 'n/a'} | `{command}` |")
+    notes = [f"* `{r['arch']}` ({r['data']}): {r['note']}" for r in rows if r.get("note")]
     write_section("micro", "## Micro cells and colour images: searches against float baselines\n\n"
                   "`python bench/bench_micro.py {search,baseline} ...` (one row per call; rows in "
                   "`runs/bench/micro/rows.json`). Wall minutes on the 2 shared CPU cores; \"search min\" includes "
                   "training the float parent when it was not cached. Real bytes: the `model.tflite` that Larq "
-                  "Compute Engine 0.16 writes.\n\n" + "\n".join(lines))
+                  "Compute Engine 0.16 writes.\n\n" + "\n".join(lines) + ("\n\n" + "\n".join(notes) if notes else ""))
 
 
 def main() -> int:
@@ -107,14 +108,14 @@ def main() -> int:
     p.add_argument("--tag", default="", help="suffix of the output folder, to keep variants apart")
     args, extra = p.parse_known_args()
     rows_path = OUT / "rows.json"
-    rows = json.loads(rows_path.read_text()) if rows_path.exists() else []
     if args.what != "table":
         row = run_search(args, extra) if args.what == "search" else run_baseline(args, extra)
         log(json.dumps(row))
+        rows = json.loads(rows_path.read_text()) if rows_path.exists() else []  # read now: runs take long
         rows = [r for r in rows if r["command"] != row["command"]] + [row]
         OUT.mkdir(parents=True, exist_ok=True)
         rows_path.write_text(json.dumps(rows, indent=2) + "\n")
-    write_table(rows)
+    write_table(json.loads(rows_path.read_text()) if rows_path.exists() else [])
     return 0
 
 
