@@ -24,7 +24,7 @@ def build_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--space", default=DEFAULT_SPACE,
                    help="search space: mlp, conv or micro (ENAS cells; bounded defaults: 10 epochs, --max_minutes 24, "
-                        "--max_kib 56, --lr 6e-3) (default %(default)s)")
+                        "--max_kib 56, --lr 6e-3, --reward_weights 1,0,0.1) (default %(default)s)")
     p.add_argument("--num_layers", type=int, help="hidden layers to search (default: the space's, mlp 2, conv 4)")
     p.add_argument("--widths", help="candidate widths, comma-separated (default: mlp 16..512, conv 8..128)")
     p.add_argument("--types", help="candidate layer types, codes or names, comma-separated "
@@ -36,9 +36,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--epochs", type=int, help="search epochs (default 20; micro 10)")
     p.add_argument("--strategy", default="controller", help="controller (ENAS LSTM) or random; 'controller,random' runs both on the same shared weights "
                         "and the same minibatches, a like-for-like comparison (default %(default)s)")
-    p.add_argument("--reward_weights", default="1,0.05,0.5",
+    p.add_argument("--reward_weights",
                    help="w_acc,w_sim,w_size of reward = w_acc*acc - w_sim*similarity + w_size*(1 - size_ratio) "
-                        "(default %(default)s)")
+                        "(default 1,0.05,0.5; micro 1,0,0.1: no similarity to the conv parent)")
     p.add_argument("--max_kib", type=float,
                    help="size budget: architectures above it are penalised and never picked (default: none; micro 56)")
     p.add_argument("--max_minutes", type=float,

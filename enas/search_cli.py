@@ -41,7 +41,7 @@ def space_from_args(args: argparse.Namespace, parent_depth: int | None = None) -
     return space.with_options(num_layers=args.num_layers or parent_depth, widths=widths, types=types)
 
 
-CLI_DEFAULTS = {"epochs": 20, "max_minutes": None, "max_kib": None, "lr": 2e-3}  # unless the space has its own
+CLI_DEFAULTS = {"epochs": 20, "max_minutes": None, "max_kib": None, "lr": 2e-3, "reward_weights": "1,0.05,0.5"}  # unless the space has its own
 
 
 def apply_space_defaults(args: argparse.Namespace) -> None:
