@@ -23,8 +23,8 @@ DEFAULT_SPACE = "conv"
 def build_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--space", default=DEFAULT_SPACE,
-                   help="search space: mlp, conv or micro (ENAS cells; bounded defaults: 10 epochs, --max_minutes 24, "
-                        "--max_kib 56, --lr 6e-3, --reward_weights 1,0,0.1) (default %(default)s)")
+                   help="search space: mlp, conv or micro (ENAS cells; bounded defaults: 20 epochs, --max_minutes 24, "
+                        "--max_kib 44, --lr 6e-3, --reward_weights 1,0,0.1) (default %(default)s)")
     p.add_argument("--num_layers", type=int, help="hidden layers to search (default: the space's, mlp 2, conv 4)")
     p.add_argument("--widths", help="candidate widths, comma-separated (default: mlp 16..512, conv 8..128)")
     p.add_argument("--types", help="candidate layer types, codes or names, comma-separated "
@@ -33,14 +33,14 @@ def build_parser() -> argparse.ArgumentParser:
                    help="mnist, fashion_mnist or cifar10, downloaded once (default %(default)s)")
     p.add_argument("--data", help="local .npz (Keras layout, images (N, H, W) or (N, H, W, C)) or folder of IDX or "
                                   ".npy files; replaces --dataset. Colour images are standardised per channel")
-    p.add_argument("--epochs", type=int, help="search epochs (default 20; micro 10)")
+    p.add_argument("--epochs", type=int, help="search epochs (default 20)")
     p.add_argument("--strategy", default="controller", help="controller (ENAS LSTM) or random; 'controller,random' runs both on the same shared weights "
                         "and the same minibatches, a like-for-like comparison (default %(default)s)")
     p.add_argument("--reward_weights",
                    help="w_acc,w_sim,w_size of reward = w_acc*acc - w_sim*similarity + w_size*(1 - size_ratio) "
                         "(default 1,0.05,0.5; micro 1,0,0.1: no similarity to the conv parent)")
     p.add_argument("--max_kib", type=float,
-                   help="size budget: architectures above it are penalised and never picked (default: none; micro 56)")
+                   help="size budget: architectures above it are penalised and never picked (default: none; micro 44)")
     p.add_argument("--max_minutes", type=float,
                    help="time budget: stop after the epoch that passes it, then pick the winner "
                         "(default: none; micro 24)")
