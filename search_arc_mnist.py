@@ -23,30 +23,36 @@ DEFAULT_SPACE = "conv"
 
 def build_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    p.add_argument("--space", default=DEFAULT_SPACE, help="search space: mlp or conv (default %(default)s)")
+    p.add_argument("--space", default=DEFAULT_SPACE,
+                   help="search space: mlp, conv or micro (ENAS cells; bounded defaults: 20 epochs, --max_minutes 24, "
+                        "--max_kib 60, --lr 6e-3, --reward_weights 1,0,0.1) (default %(default)s)")
     p.add_argument("--num_layers", type=int, help="hidden layers to search (default: the space's, mlp 2, conv 4)")
     p.add_argument("--widths", help="candidate widths, comma-separated (default: mlp 16..512, conv 8..128)")
-    p.add_argument("--types", help="candidate layer types, codes or names, comma-separated (default: all six)")
-    p.add_argument("--dataset", default="mnist", help="mnist or fashion_mnist, downloaded once (default %(default)s)")
-    p.add_argument("--data", help="local .npz (Keras layout) or folder of IDX files; replaces --dataset")
+    p.add_argument("--types", help="candidate layer types, codes or names, comma-separated (default: those that are "
+                                   "smaller on --target, of all six; micro: binary, which LCE bit-packs)")
+    p.add_argument("--dataset", default="mnist",
+                   help="mnist, fashion_mnist or cifar10, downloaded once (default %(default)s)")
+    p.add_argument("--data", help="local .npz (Keras layout, images (N, H, W) or (N, H, W, C)) or folder of IDX or "
+                                  ".npy files; replaces --dataset. Colour images are standardised per channel")
     p.add_argument("--num_classes", type=int,
                    help="class count K; labels must be 0..K-1 (default: the largest label + 1)")
-    p.add_argument("--epochs", type=int, default=20, help="search epochs (default %(default)s)")
+    p.add_argument("--epochs", type=int, help="search epochs (default 20)")
     p.add_argument("--strategy", default="controller", help="controller (ENAS LSTM), random or evolution (regularized, aging); 'controller,random,evolution' "
                         "runs them on the same shared weights and the same minibatches, a like-for-like comparison "
                         "(default %(default)s)")
-    p.add_argument("--reward_weights", default="1,0.05,0.5",
+    p.add_argument("--reward_weights",
                    help="w_acc,w_sim,w_size of reward = w_acc*acc - w_sim*similarity + w_size*(1 - size_ratio) "
-                        "(default %(default)s)")
+                        "(default 1,0.05,0.5; micro 1,0,0.1: no similarity to the conv parent)")
     p.add_argument("--target", metavar="NAME",
                    help="deployment target whose file size is the size the reward, --max_kib and every printed KiB "
                         "use: lce (Larq Compute Engine), tflite_int8 (full-integer TFLite, as TFLite Micro runs it) or "
                         "bits (the theoretical count) (default: the best installed, lce else tflite_int8; printed). "
                         "Without --types the search keeps the types that are smaller on the target")
     p.add_argument("--max_kib", type=float,
-                   help="size budget: architectures above it are penalised and never picked (default: none)")
+                   help="size budget: architectures above it are penalised and never picked (default: none; micro 60)")
     p.add_argument("--max_minutes", type=float,
-                   help="time budget: stop after the epoch that passes it, then pick the winner (default: none)")
+                   help="time budget: stop after the epoch that passes it, then pick the winner "
+                        "(default: none; micro 24)")
     p.add_argument("--child_sampling", default="uniform", choices=["uniform", "strategy"],
                    help="who picks the child trained on each minibatch (default %(default)s)")
     p.add_argument("--controller_steps", type=int, default=10, help="strategy updates per epoch (default %(default)s)")
@@ -84,7 +90,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--child_steps", type=int, default=72,
                    help="shared-weight minibatches per epoch, whatever the data set's size; 0: one pass over the "
                         "training split (default %(default)s: one pass of the 7,200-image MNIST subset)")
-    p.add_argument("--lr", type=float, default=2e-3, help="Adam learning rate of the shared weights, cosine-decayed over the search (default %(default)s)")
+    p.add_argument("--lr", type=float, help="Adam learning rate of the shared weights, cosine-decayed over the search "
+                                            "(default 2e-3; micro 6e-3)")
     p.add_argument("--seed", type=int, default=0, help="seeds every random choice (default %(default)s)")
     p.add_argument("--output_dir", help="where checkpoints, logs and results go (default runs/search/<space>-seed<S>)")
     p.add_argument("--cache_dir", default="cache", help="where the float parent is cached (default %(default)s)")

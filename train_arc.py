@@ -2,6 +2,8 @@
 
     python train_arc.py -fixed_arc "256 1 128 2" --space mlp --data ../shared/data/mnist-10k.npz
     python train_arc.py --from_search runs/search/conv-controller-seed0 --top_k 3 --jobs 2
+    python train_arc.py -fixed_arc "0 2 1 4 1 3 0 1 1 0 1 0 1 2 0 4 0 0 0 1 1 3 1 4 0 1 1 1 1 2 1 4 3 2 0 2 1 1 0 3" \
+        --space micro --data ../shared/data/cifar10-12k.npz
 
 Prints larq's summary, one line per epoch, then test accuracy, size (KiB and ratio to the float
 parent), MACs, parameters and wall time. The output folder gets model.keras, result.json,
@@ -27,7 +29,7 @@ from qnas.parent_flags import add_parent_flags
 if TYPE_CHECKING:
     from qnas.trainer import TrainConfig
 
-SPACE_NAMES = ("mlp", "conv")  # qnas.spaces' registry; listed here so --help needs no TensorFlow
+SPACE_NAMES = ("mlp", "conv", "micro")  # qnas.spaces' registry; listed here so --help needs no TensorFlow
 TARGET_NAMES = ("lce", "tflite_int8", "bits")  # qnas.targets' registry, likewise
 
 
@@ -38,7 +40,10 @@ def build_parser() -> argparse.ArgumentParser:
     what.add_argument("-fixed_arc", "--fixed_arc", nargs="+", metavar="ARCH",
                       help="architecture string, two integers per layer 'WIDTH TYPE ...' (e.g. '256 1 128 2'; "
                            "types 0=float32 1=binary 2=ternary 3=int2 4=int4 5=int8) or '256:binary 128:ternary'; "
-                           "several, each quoted, are retrained as independent jobs")
+                           "for --space micro, 4 integers per node 'INPUT OP INPUT OP', normal cell then reduction "
+                           "cell (ops 0/1 sep 3x3/5x5, 2 avg pool, 3 max pool, 4 identity; 10*TYPE + 0/1: a 3x3/5x5 "
+                           "conv of that type, e.g. 10 = binary 3x3); several, each quoted, are retrained as "
+                           "independent jobs")
     what.add_argument("--from_search", metavar="RESULT",
                       help="retrain the best --top_k candidates of a search: its result.json or output folder; "
                            "--space, the data and --seed default to the search's")
@@ -52,10 +57,11 @@ def build_parser() -> argparse.ArgumentParser:
                         help=f"search space the architecture lives in: {' or '.join(SPACE_NAMES)} (default: mlp)")
     source = parser.add_mutually_exclusive_group()
     source.add_argument("--dataset", metavar="NAME",
-                        help="Keras data set to download once: mnist or fashion_mnist (default: mnist)")
+                        help="Keras data set to download once: mnist, fashion_mnist or cifar10 (default: mnist)")
     source.add_argument("--data", metavar="PATH",
-                        help="local data instead: a Keras-layout .npz (x_train, y_train, x_test, y_test) "
-                             "or a folder of MNIST-style IDX files")
+                        help="local data instead: a Keras-layout .npz (x_train, y_train, x_test, y_test; images "
+                             "(N, H, W) or (N, H, W, C)) or a folder of IDX or .npy files. Colour images are "
+                             "standardised per channel")
     parser.add_argument("--num_classes", type=int, metavar="K",
                         help="class count; labels must be 0..K-1 (default: the largest label + 1)")
     parser.add_argument("--max_epochs", type=int, default=30,
@@ -92,6 +98,9 @@ def build_parser() -> argparse.ArgumentParser:
                              "bit-packed binary layers; tflite_int8: full-integer TFLite, as TFLite Micro runs it; "
                              "bits: the theoretical count, no file) (default: the best installed, lce else tflite_int8; "
                              "printed at the start)")
+    parser.add_argument("--augment", action=argparse.BooleanOptionalAction, default=None,
+                        help="padded random crops and horizontal flips of the training images (default: on for colour "
+                             "images, off for digits)")
     parser.add_argument("--no_tflite", dest="tflite", action="store_false",
                         help="skip the export (the target's predicted bytes are still recorded)")
     add_distribute_flags(parser, "the retrained model")
@@ -115,6 +124,7 @@ def config_from_args(args: argparse.Namespace, arch: str) -> TrainConfig:
         output_dir=args.output_dir, resume=args.resume, init=args.init, lr=args.lr, patience=args.patience,
         cache_dir=args.cache_dir, tflite=args.tflite, parent=args.parent, parent_layout=args.parent_layout,
         num_classes=args.num_classes, distribute=args.distribute, replicas=args.replicas, target=args.target,
+        augment=args.augment,
         distill=None if args.distill is None else DistillConfig(args.distill, args.distill_temperature,
                                                                 args.distill_features),
     )

@@ -26,6 +26,18 @@ Design (after Pham et al. 2018, "Efficient Neural Architecture Search"):
 * global-norm gradient clipping (applied to the gradients that reach the
   optimizer), Adam with beta1 = 0 and epsilon = 1e-3 as in ENAS.
 
+Input decisions (ENAS micro): a decision of kind ``"input"`` with ``n`` options
+chooses one of ``n`` earlier tensors of a cell. It has no softmax head: its
+logits are attention scores ``v . tanh(W1 a_i + W2 h)`` over the *anchors*
+``a_0..a_{n-1}`` of the current cell, and the chosen anchor is the next step's
+input. The anchors of the cell's inputs come from LSTM steps fed ``g_emb``
+(their value fed onward is zero, as in ENAS); when an input decision has more
+options than anchors exist, the missing ones (the nodes just decided) come from
+an LSTM step fed the last choice's embedding. An input decision with fewer
+options than anchors exist starts a new cell. Input decisions may differ in
+their option counts; the decision sequence of a chain space has none of them
+and runs exactly as before.
+
 Rewards must be computed by the caller with the child network in *inference
 mode* (``training=False``: BN moving statistics, no dropout), otherwise they
 are noisy and biased by the batch.
@@ -39,7 +51,9 @@ from dataclasses import dataclass
 import numpy as np
 import tensorflow as tf
 
-__all__ = ["Controller", "ControllerConfig", "clip_by_global_norm"]
+__all__ = ["ATTENTION_KINDS", "Controller", "ControllerConfig", "clip_by_global_norm"]
+
+ATTENTION_KINDS = ("input",)  # decisions chosen by attention over earlier anchors, with any number of options
 
 
 @dataclass
@@ -67,7 +81,7 @@ class ControllerConfig:
         for kind, n in self.decisions:
             if not isinstance(n, (int, np.integer)) or isinstance(n, bool) or n < 1:
                 raise ValueError(f"decision {kind!r} must have a positive int number of options, got {n!r}")
-            if sizes.setdefault(kind, n) != n:
+            if kind not in ATTENTION_KINDS and sizes.setdefault(kind, n) != n:
                 raise ValueError(f"decisions of kind {kind!r} must all have {sizes[kind]} options, got {n}")
         if not isinstance(self.lstm_size, (int, np.integer)) or isinstance(self.lstm_size, bool) or self.lstm_size < 1:
             raise ValueError(f"lstm_size must be a positive int, got {self.lstm_size!r}")
@@ -106,7 +120,7 @@ class Controller(tf.Module):
         self.num_decisions = len(c.decisions)
         self.kinds = [kind for kind, _ in c.decisions]
         self.sizes = [n for _, n in c.decisions]
-        vocab = dict(c.decisions)  # kind -> options, in order of first appearance
+        vocab = {k: n for k, n in c.decisions if k not in ATTENTION_KINDS}  # kind -> options, first appearance
         init_rng = np.random.default_rng(c.seed)
 
         def uniform(shape: tuple[int, ...], name: str) -> tf.Variable:
@@ -121,6 +135,12 @@ class Controller(tf.Module):
                       for kind, n in vocab.items()}
         self._params = (self.w_lstm, self.b_lstm, self.g_emb, *self.embeddings.values(),
                         *(v for head in self.heads.values() for v in head))
+        self.attention = any(kind in ATTENTION_KINDS for kind in self.kinds)
+        if self.attention:  # created last, so a chain space's parameters are drawn exactly as before
+            self.w_attn_1 = uniform((h, h), "w_attn_1")
+            self.w_attn_2 = uniform((h, h), "w_attn_2")
+            self.v_attn = uniform((h, 1), "v_attn")
+            self._params += (self.w_attn_1, self.w_attn_2, self.v_attn)
 
         self.baseline = tf.Variable(0.0, dtype=tf.float64, trainable=False, name="baseline")
         self.baseline_initialized = tf.Variable(False, trainable=False, name="baseline_init")
@@ -158,6 +178,42 @@ class Controller(tf.Module):
         c = tf.sigmoid(f) * c + tf.sigmoid(i) * tf.tanh(g)
         return c, tf.sigmoid(o) * tf.tanh(c)
 
+    def _grow_anchors(self, options: int, x: tf.Tensor, c: tf.Tensor, h: tf.Tensor, anchors: list[tf.Tensor],
+                      keys: list[tf.Tensor]) -> tuple[tf.Tensor, tf.Tensor, tf.Tensor]:
+        """Make sure ``options`` anchors exist (see the module docstring); returns the next input and state."""
+        if options < len(anchors):  # a new cell: its inputs' anchors come from steps fed g_emb
+            anchors.clear()
+            keys.clear()
+        if not anchors:
+            g = tf.tile(self.g_emb, [tf.shape(x)[0], 1])
+            while len(anchors) < options:
+                c, h = self._lstm(g, c, h)
+                anchors.append(tf.zeros_like(h))
+                keys.append(tf.matmul(h, self.w_attn_1))
+            return g, c, h
+        if len(anchors) < options:  # the nodes just decided: one step each, fed the last choice's embedding
+            while len(anchors) < options:
+                c, h = self._lstm(x, c, h)
+                anchors.append(h)
+                keys.append(tf.matmul(h, self.w_attn_1))
+            x = tf.tile(self.g_emb, [tf.shape(x)[0], 1])
+        return x, c, h
+
+    def _attention_logits(self, hidden: tf.Tensor, keys: list[tf.Tensor]) -> tf.Tensor:
+        """ENAS's input scores ``v . tanh(W1 a_i + W2 h)``, squashed like the other logits; shape (n, options)."""
+        query = tf.tanh(tf.stack(keys, axis=1) + tf.matmul(hidden, self.w_attn_2)[:, None, :])
+        logits = tf.squeeze(tf.tensordot(query, self.v_attn, axes=1), axis=-1)
+        if self.config.temperature is not None:
+            logits = logits / self.config.temperature
+        if self.config.tanh_constant is not None:
+            logits = self.config.tanh_constant * tf.tanh(logits)
+        return logits
+
+    @staticmethod
+    def _select(anchors: list[tf.Tensor], choice: tf.Tensor) -> tf.Tensor:
+        """The chosen anchor of each sequence: the next step's input."""
+        return tf.gather(tf.stack(anchors, axis=1), choice, axis=1, batch_dims=1)
+
     def _embed(self, choice: tf.Tensor, step: int) -> tf.Tensor:
         # one-hot matmul instead of gather: dense gradients for Adam and clipping.
         return tf.matmul(tf.one_hot(choice, self.sizes[step]), self.embeddings[self.kinds[step]])
@@ -171,9 +227,14 @@ class Controller(tf.Module):
         x = tf.tile(self.g_emb, [n, 1])
         c = h = tf.zeros([n, size])
         choices, log_probs, entropies, probs = [], [], [], []
+        anchors: list[tf.Tensor] = []  # values fed onward and attention keys of the current cell's tensors
+        keys: list[tf.Tensor] = []
         for step in range(self.num_decisions):
+            attend = self.kinds[step] in ATTENTION_KINDS
+            if attend:
+                x, c, h = self._grow_anchors(self.sizes[step], x, c, h, anchors, keys)
             c, h = self._lstm(x, c, h)
-            logits = self._logits(h, step)
+            logits = self._attention_logits(h, keys[:self.sizes[step]]) if attend else self._logits(h, step)
             logp = tf.nn.log_softmax(logits)
             if mode == "sample":
                 u = self.rng.uniform([n, self.sizes[step]], minval=1e-20, maxval=1.0)
@@ -186,7 +247,7 @@ class Controller(tf.Module):
             entropies.append(-tf.reduce_sum(tf.exp(logp) * logp, axis=1))
             probs.append(tf.exp(logp))
             choices.append(choice)
-            x = self._embed(choice, step)
+            x = self._select(anchors[:self.sizes[step]], choice) if attend else self._embed(choice, step)
         return (tf.stack(choices, axis=1), tf.add_n(log_probs), tf.add_n(entropies), probs)
 
     def _sample_impl(self, n: tf.Tensor) -> tf.Tensor:

@@ -53,6 +53,8 @@ class SharedWeightEvaluator(Evaluator):
         key = arch.to_string()
         if key not in self._stats:
             self._stats[key] = self.supernet.calibrate(arch, self.x_calib)
+        if self.objective.weights.sim == 0:  # not part of the reward: skip the probe pass and the t-SNE loss
+            self._similarity[key] = 0.0
         probe = self.x_probe if key not in self._similarity else None
         result = self.supernet.evaluate(arch, x, y, self._stats[key], x_probe=probe)
         if probe is not None:

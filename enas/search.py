@@ -37,8 +37,7 @@ import tensorflow as tf
 
 from enas.evaluator import SharedWeightEvaluator
 from enas.strategies import Strategy, make_strategy
-from enas.supernet import Supernet
-from qnas.arch import Architecture, parse_arch
+from enas.supernets import make_supernet
 from qnas.checkpoints import restore_newest_readable
 from qnas.data import Dataset
 from qnas.distill import distill_perplexity, feature_affinities, teacher_logits
@@ -46,7 +45,7 @@ from qnas.errors import UserInputError
 from qnas.objective import Objective, ObjectiveWeights
 from qnas.parent import Parent, as_model_input, probe_batch
 from qnas.records import run_record, write_json_atomic
-from qnas.space import SearchSpace
+from qnas.space import AnyArchitecture, Space
 from qnas.targets import get_target
 from qnas.targets.pricing import SizePricer
 
@@ -118,9 +117,9 @@ class SearchConfig:
 
 @dataclass
 class SearchResult:
-    best: Architecture
+    best: AnyArchitecture
     best_terms: dict[str, float]
-    candidates: list[tuple[Architecture, dict[str, float]]]
+    candidates: list[tuple[AnyArchitecture, dict[str, float]]]
     minutes: float
     strategy: str = "controller"
     by_strategy: dict[str, SearchResult] = field(default_factory=dict)
@@ -129,7 +128,7 @@ class SearchResult:
 class Strategies(tf.Module):
     """The strategies of one run, by name: each takes its turn on the same shared weights."""
 
-    def __init__(self, names: list[str], space: SearchSpace, seed: int, options: Callable[[str], dict] = lambda n: {}):
+    def __init__(self, names: list[str], space: Space, seed: int, options: Callable[[str], dict] = lambda n: {}):
         super().__init__(name="strategies")
         self.by_name = {name: make_strategy(name, space.decisions(), seed=seed, **options(name)) for name in names}
 
@@ -137,7 +136,7 @@ class Strategies(tf.Module):
 class Search:
     """One search run, resumable from its output folder."""
 
-    def __init__(self, space: SearchSpace, data: Dataset, parent: Parent, config: SearchConfig,
+    def __init__(self, space: Space, data: Dataset, parent: Parent, config: SearchConfig,
                  output_dir: str | Path, log: Log = print, progress: Log | None = None,
                  distribution: tf.distribute.Strategy | None = None):
         self.space, self.data, self.parent, self.config, self.log = space, data, parent, config, log
@@ -149,11 +148,11 @@ class Search:
                                  f"images; use at most {len(data.x_train)}")
         steps_per_epoch = self.steps_per_epoch = min(self.steps_per_pass, config.child_steps or self.steps_per_pass)
         with distribution.scope() if distribution else contextlib.nullcontext():  # shared weights: data-parallel
-            self.supernet = Supernet(space, data.input_shape, data.num_classes, seed=config.seed,
-                                     learning_rate=config.learning_rate, decay_steps=config.epochs * steps_per_epoch,
-                                     step=config.supernet_step, distill_alpha=config.distill,
-                                     distill_temperature=config.distill_temperature,
-                                     feature_weight=config.feature_distill)
+            self.supernet = make_supernet(space, data.input_shape, data.num_classes, seed=config.seed,
+                                          learning_rate=config.learning_rate,
+                                          decay_steps=config.epochs * steps_per_epoch, step=config.supernet_step,
+                                          distill_alpha=config.distill, distill_temperature=config.distill_temperature,
+                                          feature_weight=config.feature_distill)
         names = [n.strip() for n in config.strategy.split(",") if n.strip()]
         self.strategies = Strategies(names, space, config.seed, config.strategy_options)
         self.strategy: Strategy = self.strategies.by_name[names[0]]
@@ -205,7 +204,7 @@ class Search:
     def minutes(self) -> float:
         return self.minutes_before + (time.time() - self.start_time) / 60
 
-    def _record(self, epoch: int, phase: str, arch: Architecture, terms: dict[str, float], strategy: str) -> None:
+    def _record(self, epoch: int, phase: str, arch: AnyArchitecture, terms: dict[str, float], strategy: str) -> None:
         with self.history_path.open("a") as f:
             f.write(json.dumps({"epoch": epoch, "phase": phase, "strategy": strategy, "arch": arch.to_string(),
                                 **{k: round(v, 6) for k, v in terms.items()}}) + "\n")
@@ -307,7 +306,8 @@ class Search:
                                                 self.data.y_val[:self.config.show_size])
             self._record(epoch, "shown", arch, terms, name)
             shown.append((arch, terms))
-            self.log(f"[{arch.to_string()}] {arch.readable()}")
+            for line in arch.display_lines():
+                self.log(line)
             self.log(f"val_acc={terms['acc']:.4f} size={terms['kib']:.2f}KiB ratio={terms['size_ratio']:.4f} "
                      f"sim={terms['sim']:.4f} reward={terms['reward']:.4f}")
             self.log("-" * 51)
@@ -368,7 +368,7 @@ class Search:
             ranked.append(self.space.decode(guess).to_string())
         candidates = []
         for text in dict.fromkeys(ranked):
-            arch = parse_arch(text)
+            arch = self.space.parse(text)
             terms = self.evaluator.evaluate_one(arch, self.data.x_val, self.data.y_val)
             self._record(epoch + 1, "final", arch, terms, name)
             candidates.append((arch, terms))

@@ -9,6 +9,7 @@ from pathlib import Path
 from enas.report import report
 from enas.search import Log, Search, SearchConfig, write_summary
 from enas.strategies import STRATEGIES
+from qnas.augment import standardize_colour
 from qnas.checkpoints import folder_write_problem
 from qnas.data import Dataset, load_dataset
 from qnas.distribute import make_distribution
@@ -20,7 +21,7 @@ from qnas.parent_flags import emb_layer_names
 from qnas.progress import Console
 from qnas.run_folder import RunFolder
 from qnas.seeding import seed_everything
-from qnas.space import SearchSpace
+from qnas.space import Space
 from qnas.spaces import get_space
 from qnas.targets.deploy import resolve_target
 from qnas.user_parent import as_space_model, hidden_linear_layers, resolve_parent
@@ -37,7 +38,7 @@ from quantize.types import get_layer_type
 
 
 def space_from_args(args: argparse.Namespace, parent_depth: int | None = None,
-                    target_types: tuple[int, ...] | None = None) -> SearchSpace:
+                    target_types: tuple[int, ...] | None = None) -> Space:
     """The search space the flags ask for; its depth follows a user's parent unless --num_layers is set, and its
     types are those worth searching on the deployment target unless --types is set."""
     space = get_space(args.space)
@@ -52,8 +53,20 @@ def space_from_args(args: argparse.Namespace, parent_depth: int | None = None,
             types = tuple(get_layer_type(t.strip()).code for t in args.types.split(",") if t.strip())
         except ValueError as err:
             raise UserInputError(f"--types {args.types!r}: {err}") from None
-    types = types or (tuple(t for t in space.types if t in target_types) if target_types else None)
+    if types is None and target_types:  # the space's types the target runs well, else the target's own
+        types = tuple(t for t in space.types if t in target_types) or tuple(target_types)
     return space.with_options(num_layers=args.num_layers or parent_depth, widths=widths, types=types)
+
+
+CLI_DEFAULTS = {"epochs": 20, "max_minutes": None, "max_kib": None, "lr": 2e-3, "reward_weights": "1,0.05,0.5"}  # unless the space has its own
+
+
+def apply_space_defaults(args: argparse.Namespace) -> None:
+    """Fill the flags left unset (None) with the space's search defaults, else the CLI's."""
+    defaults = {**CLI_DEFAULTS, **get_space(args.space).search_defaults()}
+    for flag, value in defaults.items():
+        if getattr(args, flag) is None:
+            setattr(args, flag, value)
 
 
 def check_args(args: argparse.Namespace) -> None:
@@ -93,6 +106,13 @@ def check_args(args: argparse.Namespace) -> None:
                              "eager (auto compiles when distributed)")
     check_seed(args.seed)
     check_num_classes(args.num_classes)
+    if get_space(args.space).family != "chain":
+        chain_only = [flag for flag, on in (("--sandwich", args.sandwich), ("--distill", args.distill),
+                                            ("--feature_distill", args.feature_distill),
+                                            ("--distribute", args.distribute != "none")) if on]
+        if chain_only:
+            raise UserInputError(f"{', '.join(chain_only)} work on the chain spaces (mlp, conv) only; the {args.space} "
+                                 f"supernet trains one child per step in one process")
     names = [n.strip() for n in args.strategy.split(",") if n.strip()]
     unknown = [n for n in names if n not in STRATEGIES]
     if unknown or not names or len(set(names)) != len(names):
@@ -124,7 +144,7 @@ def retrain_command(arch_string: str, args: argparse.Namespace, parent_retrains:
     return " ".join(shlex.quote(p) for p in parts)
 
 
-def parent_retrains(args: argparse.Namespace, parent: Parent, space: SearchSpace, data: Dataset, log: Log) -> bool:
+def parent_retrains(args: argparse.Namespace, parent: Parent, space: Space, data: Dataset, log: Log) -> bool:
     """Whether train_arc can warm-start from and distil the user's parent (a Dense/ReLU stack), saying why not."""
     if not args.parent:
         return True
@@ -145,12 +165,15 @@ RESUMABLE_CHANGES = {"max_minutes", "supernet_step"}
 
 def run_from_args(args: argparse.Namespace, argv: list[str]) -> int:
     console = Console()
+    get_space(args.space)  # an unknown space is refused before its defaults are looked up
+    apply_space_defaults(args)
     check_args(args)
     dist = make_distribution(args.distribute, args.replicas)  # before TensorFlow runs anything
     dist.check_batch(args.batch_size)
     _log, status = dist.quiet(console.line), dist.quiet(console.status)  # the chief reports; non-chiefs stay quiet
     target = resolve_target(args.target)
     planned = space_from_args(args, target_types=target.default_types())  # bad space flags refused before loading
+    target.require_space(planned)
     config = SearchConfig(strategy=args.strategy, epochs=args.epochs, batch_size=args.batch_size,
                           child_steps=args.child_steps, supernet_step=args.supernet_step,
                           learning_rate=args.lr, child_sampling=args.child_sampling,
@@ -172,22 +195,22 @@ def run_from_args(args: argparse.Namespace, argv: list[str]) -> int:
                              f"{folder_write_problem(args.cache_dir)}")
     cache_dir = dist.worker_cache(args.cache_dir)
     seed_everything(args.seed)
-    data = load_dataset(args.dataset, args.data, seed=args.seed, num_classes=args.num_classes,
-                        needs=search_needs(args, planned))
-    _log(f"data: {data.describe()}")
+    data, standardisation = standardize_colour(load_dataset(args.dataset, args.data, seed=args.seed,
+                                                            num_classes=args.num_classes,
+                                                            needs=search_needs(args, planned)))
+    _log(f"data: {data.describe()}" + (", standardised per channel" if standardisation else ""))
     parent = resolve_parent(get_space(args.space), data, args.parent, emb_layer_names(args.emb_layers),
                             args.parent_layout, seed=args.seed, cache_dir=cache_dir, log=_log)
     space = space_from_args(args, parent_depth=hidden_depth(parent.model) if args.parent else None,
                             target_types=target.default_types())
-    if args.parent:
+    if args.parent and space.family == "chain":
         check_image_side(data.input_shape, *_conv_side(space, space.num_layers))
     _log(f"parent: test accuracy {parent.test_accuracy:.4f}, {parent.bits / 8192:.1f} KiB ({parent.source})")
-    _log(f"space: {space.name}, {space.num_layers} layers, widths {list(space.widths)}, types {list(space.types)}; "
-         f"strategy {args.strategy}; reward weights {config.reward}; seed {args.seed}")
+    _log(f"space: {space.describe()}; strategy {args.strategy}; reward weights {config.reward}; seed {args.seed}")
     folder.claim({**config.to_dict(), "run": {
-        "space": space.name, "num_layers": space.num_layers, "widths": list(space.widths), "types": list(space.types),
-        "data": data.name, "data_fingerprint": data_fingerprint(data), "parent": parent.source,
-        "emb_layers": parent.embedding_layers, **({"num_classes": args.num_classes} if args.num_classes else {})}},
+        "space": space.name, **space.settings(), "data": data.name, "data_fingerprint": data_fingerprint(data),
+        "parent": parent.source, "emb_layers": parent.embedding_layers,
+        **({"num_classes": args.num_classes} if args.num_classes else {})}},
         resuming, args.resume, _log)
     _log(f"output: {output_dir}")
     if dist.strategy is not None:
@@ -205,21 +228,30 @@ def run_from_args(args: argparse.Namespace, argv: list[str]) -> int:
     command = retrain_command(result.best.to_string(), args, parent_retrains(args, parent, space, data, _log))
     t = result.best_terms
     _log("=" * 51)
-    _log(f"best architecture: {result.best.to_string()}   ({result.best.readable()})")
+    lines = result.best.display_lines()
+    if len(lines) == 1:
+        _log(f"best architecture: {result.best.to_string()}   ({result.best.readable()})")
+    else:  # a cell architecture: each cell on its own line, as the reference printed them
+        _log("best architecture:")
+        for line in lines:
+            _log(line)
     _log(f"shared-weight val_acc={t['acc']:.4f} size={t['kib']:.2f}KiB ratio={t['size_ratio']:.4f} "
          f"sim={t['sim']:.4f} reward={t['reward']:.4f} minutes={result.minutes:.2f}")
     _log(f"retrain it with:\n{command}")
     if args.plot:
         png, front = report(output_dir)
         _log(f"accuracy vs size of {len(front)} Pareto-optimal architectures drawn in {png}")
-    write_summary(search, result, command, {"data": data.name, "parent": {
+    write_summary(search, result, command, {"data": data.name, "input_standardisation": standardisation, "parent": {
         "source": parent.source, "test_accuracy": parent.test_accuracy, "bits": parent.bits,
         "embedding_layers": parent.embedding_layers}})
     return 0
 
 
-def search_needs(args: argparse.Namespace, space: SearchSpace) -> DataNeeds:
+def search_needs(args: argparse.Namespace, space: Space) -> DataNeeds:
     """What the search needs of the data: a minibatch, a probe batch, and (conv) pixels for the pooling."""
+    if space.family != "chain":  # cells adapt to any image; the built-in float parent is a conv chain and pools
+        parent_space = space.parent_space()
+        return probe_needs(args.batch_size, *_conv_side(parent_space, len(parent_space.parent_widths)))
     if args.parent and not args.num_layers:
         return probe_needs(args.batch_size)  # the depth follows the parent: the image size is checked once it loads
     sides = [_conv_side(space, space.num_layers)]
@@ -228,7 +260,7 @@ def search_needs(args: argparse.Namespace, space: SearchSpace) -> DataNeeds:
     return probe_needs(args.batch_size, *max(sides))
 
 
-def _conv_side(space: SearchSpace, depth: int) -> tuple[int, str]:
+def _conv_side(space: Space, depth: int) -> tuple[int, str]:
     """(smallest image side, why) for ``depth`` layers of ``space``: conv layers pool, Dense layers do not."""
     pools = len(space.pool_after(depth))
     return conv_min_side(pools), f"the {space.name} space's {pools} 2x2 max pooling(s)"

@@ -60,6 +60,23 @@ class Architecture:
         """The readable form, ``"256:binary 128:ternary"``."""
         return " ".join(f"{layer.width}:{layer.type_name}" for layer in self.layers)
 
+    def display_lines(self) -> list[str]:
+        """What the search prints for it: the integer and the readable form on one line."""
+        return [f"[{self.to_string()}] {self.readable()}"]
+
+    def hparams(self) -> dict[str, int | str]:
+        """Width and type name of every layer, 1-based: ``{"layer1_width": 256, "layer1_type": "binary", ...}``."""
+        out: dict[str, int | str] = {"num_layers": len(self)}
+        for i, layer in enumerate(self.layers, 1):
+            out[f"layer{i}_width"] = layer.width
+            out[f"layer{i}_type"] = layer.type_name
+        return out
+
+    def table(self) -> str:
+        """A markdown table of the layers, for TensorBoard's text tab."""
+        rows = "\n".join(f"| {i} | {lay.width} | {lay.type_code} | {lay.type_name} |" for i, lay in enumerate(self.layers, 1))
+        return f"| layer | width | code | type |\n|---|---|---|---|\n{rows}"
+
 
 def parse_arch(text: str | Sequence[int], space: SearchSpace | None = None) -> Architecture:
     """Parse an architecture string (integer or readable form), checking it against ``space``.

@@ -1,4 +1,4 @@
-"""Image classification data: Keras's MNIST / Fashion-MNIST, or a local ``.npz`` / IDX folder.
+"""Image classification data: Keras's MNIST / Fashion-MNIST / CIFAR-10, or a local ``.npz`` / IDX or ``.npy`` folder.
 
 Images come back as float32 in [0, 1] with a channel axis, ``(N, H, W, C)``; labels as int32.
 A validation split is carved from the training split with a seeded permutation: the test split is
@@ -17,7 +17,7 @@ import numpy as np
 from qnas.errors import DataError
 from qnas.validation import DataNeeds, check_images, check_labels, check_sizes, count_classes
 
-KERAS_DATASETS = ("mnist", "fashion_mnist")
+KERAS_DATASETS = ("mnist", "fashion_mnist", "cifar10")
 NPZ_KEYS = ("x_train", "y_train", "x_test", "y_test")
 IDX_FILES = {
     "x_train": "train-images-idx3-ubyte",
@@ -27,7 +27,7 @@ IDX_FILES = {
 }
 OFFLINE_HINT = (
     "pass --data PATH to a local .npz in Keras's layout (x_train, y_train, x_test, y_test) "
-    "or to a folder of IDX files (train-images-idx3-ubyte[.gz], ...)"
+    "or to a folder of IDX files (train-images-idx3-ubyte[.gz], ...) or of .npy files (x_train.npy, y_train.npy, ...)"
 )
 
 
@@ -89,6 +89,8 @@ def read_local(path: Path) -> dict[str, np.ndarray]:
     if not path.exists():
         raise DataError(f"data path {str(path)!r} does not exist; {OFFLINE_HINT}")
     if path.is_dir():
+        if (path / "x_train.npy").exists():
+            return read_npy_folder(path)
         return {key: read_idx(_find_idx(path, stem)) for key, stem in IDX_FILES.items()}
     try:
         loaded = np.load(path, allow_pickle=False)
@@ -112,6 +114,17 @@ def read_local(path: Path) -> dict[str, np.ndarray]:
                 raise DataError(f"cannot read {key} from {path} ({type(err).__name__}: {err}); the file may be "
                                 f"truncated or damaged") from None
         return arrays
+
+
+def read_npy_folder(folder: Path) -> dict[str, np.ndarray]:
+    """Read ``x_train.npy, y_train.npy, x_test.npy, y_test.npy`` (images (N, H, W) or (N, H, W, C))."""
+    missing = [f"{k}.npy" for k in NPZ_KEYS if not (folder / f"{k}.npy").exists()]
+    if missing:
+        raise DataError(f"folder {folder} has x_train.npy but lacks {missing}; expected {[f'{k}.npy' for k in NPZ_KEYS]}")
+    try:
+        return {k: np.load(folder / f"{k}.npy", allow_pickle=False) for k in NPZ_KEYS}
+    except (OSError, ValueError, EOFError) as err:
+        raise DataError(f"cannot read the .npy files in {folder} ({err}); one may be truncated") from None
 
 
 def _find_idx(folder: Path, stem: str) -> Path:

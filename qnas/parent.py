@@ -20,7 +20,7 @@ from qnas.data import Dataset
 from qnas.models import arch_bits, block_output_names, build_model
 from qnas.records import run_record, write_json_atomic
 from qnas.seeding import seed_everything
-from qnas.space import SearchSpace
+from qnas.space import SearchSpace, Space
 
 # The parent trains for 20 epochs, or about 1,440 minibatches (20 epochs of the 7,200-image MNIST subset) when
 # that is fewer: 3 epochs of full MNIST, so the default run costs about the same whatever the data set's size.
@@ -90,9 +90,13 @@ def train_parent(space: SearchSpace, data: Dataset, seed: int = 0, epochs: int |
     return model
 
 
-def get_parent(space: SearchSpace, data: Dataset, seed: int = 0, cache_dir: str | Path = "cache",
+def get_parent(space: Space, data: Dataset, seed: int = 0, cache_dir: str | Path = "cache",
                epochs: int | None = None, log=print) -> Parent:
-    """The cached float parent for (space, data, seed), training and saving it on first use."""
+    """The cached float parent for (space, data, seed), training and saving it on first use.
+
+    A space whose parent lives in another space (``micro``'s is the ``conv`` chain) shares that space's cache.
+    """
+    space = space.parent_space()
     epochs = epochs or default_parent_epochs(len(data.x_train))
     key = f"parent-{space.name}-{data_fingerprint(data)}-seed{seed}-ep{epochs}-cos"
     folder = Path(cache_dir)

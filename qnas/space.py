@@ -6,11 +6,16 @@ choice among ``decision_sizes()[i]`` options, and the space turns them into an a
 Strategies never learn what a decision means. Spaces are registered by name (``register_space``),
 so configs serialise as strings; a new space is one new module that registers its own.
 
-``qnas.spaces`` registers the spaces (``get_space`` looks them up); two are spaces of chained layers:
+``qnas.spaces`` registers the spaces (``get_space`` looks them up); two are spaces of chained layers
+(``SearchSpace``, family ``chain``):
 
 * ``mlp``: hidden Dense layers on the flattened image, then a float Dense classifier (EComp's setting).
 * ``conv``: 3x3 Conv2D layers with 2x2 max pooling at fixed depths, then global average pooling and
   a float Dense classifier.
+
+and ``micro`` (``qnas.spaces.micro``, family ``micro``) searches ENAS cells. Every space offers the
+``Space`` interface; its architectures (``AnyArchitecture``) have ``to_string``, ``readable``,
+``display_lines``, ``hparams`` and ``table``.
 
 A space fixes the candidate widths and types the *search* draws from; an architecture string given
 by hand may use any width inside the space's range (``min_width..max_width``) and any depth.
@@ -19,19 +24,52 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass, field, replace
+from typing import Any, Protocol
 
 import numpy as np
 import tensorflow as tf
 
-from qnas.arch import Architecture, Layer
+from qnas.arch import Architecture, Layer, parse_arch
 from qnas.errors import UserInputError
+from qnas.micro_arch import MicroArchitecture
 from qnas.models import CONV_KERNEL, arch_bits, build_model
 from quantize.types import LAYER_TYPES
+
+AnyArchitecture = Architecture | MicroArchitecture
+
+
+class Space(Protocol):
+    """What every registered space offers: the decision encoding, strings, networks, sizes and its float parent.
+
+    ``family`` names the supernet that can train it (``enas.supernets``): ``chain`` or ``micro``.
+    """
+
+    name: str
+    family: str
+
+    def decisions(self) -> list[tuple[str, int]]: ...
+    def decision_sizes(self) -> list[int]: ...
+    def decision_labels(self) -> list[tuple[str, list[str]]]: ...
+    def decode(self, decisions: Sequence[int]) -> AnyArchitecture: ...
+    def encode(self, arch: AnyArchitecture) -> list[int]: ...
+    def parse(self, text: str | Sequence[int]) -> AnyArchitecture: ...
+    def check(self, arch: AnyArchitecture) -> None: ...
+    def build(self, arch: AnyArchitecture, input_shape: Sequence[int], num_classes: int,
+              name: str = "child") -> tf.keras.Model: ...
+    def bits(self, arch: AnyArchitecture, input_shape: Sequence[int], num_classes: int) -> int: ...
+    def parent_space(self) -> SearchSpace: ...
+    def search_defaults(self) -> dict[str, Any]: ...
+    def describe(self) -> str: ...
+    def settings(self) -> dict[str, Any]: ...
+    def with_options(self, num_layers: int | None = None, widths: tuple[int, ...] | None = None,
+                     types: tuple[int, ...] | None = None) -> Space: ...
 
 
 @dataclass(frozen=True)
 class SearchSpace:
     """One family of networks plus the choices a search makes in it."""
+
+    family = "chain"  # a class attribute, not a field
 
     name: str
     kind: str  # "dense" or "conv"
@@ -95,6 +133,11 @@ class SearchSpace:
             out += [self.widths.index(layer.width), self.types.index(layer.type_code)]
         return out
 
+    # ------------------------------------------------------------------ strings
+    def parse(self, text: str | Sequence[int]) -> Architecture:
+        """An architecture string of this space, checked (see ``qnas.arch``)."""
+        return parse_arch(text, self)
+
     # ------------------------------------------------------------------ networks
     def check(self, arch: Architecture) -> None:
         """Refuse widths outside the space's range, with the layer and the range in the message."""
@@ -130,6 +173,22 @@ class SearchSpace:
         """The space's float parent."""
         return Architecture(tuple(Layer(w, 0) for w in self.parent_widths))
 
+    def parent_space(self) -> SearchSpace:
+        """The space whose ``parent_arch`` is this space's float parent: itself."""
+        return self
+
+    def search_defaults(self) -> dict[str, Any]:
+        """Search settings this space changes from the CLI's defaults: none."""
+        return {}
+
+    def describe(self) -> str:
+        """One line for the search's log."""
+        return f"{self.name}, {self.num_layers} layers, widths {list(self.widths)}, types {list(self.types)}"
+
+    def settings(self) -> dict[str, Any]:
+        """The search choices a resumed search must share (``config.json``)."""
+        return {"num_layers": self.num_layers, "widths": list(self.widths), "types": list(self.types)}
+
     def validate(self) -> None:
         if not 1 <= self.num_layers <= 16:
             raise UserInputError(f"num_layers must be between 1 and 16, got {self.num_layers}")
@@ -146,10 +205,10 @@ class SearchSpace:
             raise UserInputError(f"candidate types {list(self.types)} must be non-empty codes from {sorted(LAYER_TYPES)}")
 
 
-SPACES: dict[str, SearchSpace] = {}
+SPACES: dict[str, Space] = {}
 
 
-def register_space(space: SearchSpace) -> SearchSpace:
+def register_space(space: Space) -> Space:
     """Make ``space`` available by its name (``--space NAME``)."""
     SPACES[space.name] = space
     return space

@@ -1,7 +1,8 @@
 """TensorBoard logs of one training run: per-epoch scalars, the architecture as text, and hparams.
 
-The hparams plugin gets one HParam per knob (space, seed, batch size, ...) and a width and a type
-per layer (``layer1_width``, ``layer1_type``, ...), so runs of different architectures can be
+The hparams plugin gets one HParam per knob (space, seed, batch size, ...) and the architecture's own
+values (a width and a type per layer, ``layer1_width``, ``layer1_type``, ...; or each micro node's inputs
+and operations), so runs of different architectures can be
 compared in its table; the final metrics are written as ``final/...`` scalars, which the plugin reads.
 ``read_scalars`` reads the logs back (tests use it; so can anyone comparing runs without TensorBoard).
 """
@@ -14,19 +15,15 @@ from pathlib import Path
 import tensorflow as tf
 from tensorboard.plugins.hparams import api as hp
 
-from qnas.arch import Architecture
+from qnas.space import AnyArchitecture
 
 HParamValue = bool | int | float | str
 FINAL_METRICS = ("test_accuracy", "test_loss", "best_val_accuracy", "kib", "bits_ratio")
 
 
-def arch_hparams(arch: Architecture) -> dict[str, HParamValue]:
-    """Width and type name of every layer, 1-based: ``{"layer1_width": 256, "layer1_type": "binary", ...}``."""
-    out: dict[str, HParamValue] = {"num_layers": len(arch)}
-    for i, layer in enumerate(arch.layers, 1):
-        out[f"layer{i}_width"] = layer.width
-        out[f"layer{i}_type"] = layer.type_name
-    return out
+def arch_hparams(arch: AnyArchitecture) -> dict[str, HParamValue]:
+    """The architecture's own hparams: a width and a type per layer, or each node's inputs and operations."""
+    return arch.hparams()
 
 
 class RunLogger:
@@ -36,7 +33,7 @@ class RunLogger:
         self.logdir = Path(logdir)
         self.writer = tf.summary.create_file_writer(str(self.logdir))
 
-    def start(self, arch: Architecture, space_name: str, hparams: Mapping[str, HParamValue]) -> None:
+    def start(self, arch: AnyArchitecture, space_name: str, hparams: Mapping[str, HParamValue]) -> None:
         """Record the architecture (text) and the run's hyperparameters (hparams plugin)."""
         values = {**hparams, "space": space_name, "arch": arch.to_string(), **arch_hparams(arch)}
         with self.writer.as_default():
@@ -46,11 +43,8 @@ class RunLogger:
                 + [hp.Metric("accuracy/val"), hp.Metric("accuracy/train")],
             )
             hp.hparams(values, trial_id=f"{space_name}:{arch.to_string()}")
-            table = "\n".join(f"| {i} | {lay.width} | {lay.type_code} | {lay.type_name} |"
-                              for i, lay in enumerate(arch.layers, 1))
-            tf.summary.text("architecture",
-                            f"`{arch.to_string()}` ({arch.readable()}), space `{space_name}`\n\n"
-                            f"| layer | width | code | type |\n|---|---|---|---|\n{table}", step=0)
+            tf.summary.text("architecture", f"`{arch.to_string()}` ({arch.readable()}), space `{space_name}`\n\n"
+                            f"{arch.table()}", step=0)
         self.writer.flush()
 
     def epoch(self, epoch: int, scalars: Mapping[str, float]) -> None:

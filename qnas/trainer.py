@@ -37,7 +37,7 @@ import larq as lq
 import numpy as np
 import tensorflow as tf
 
-from qnas.arch import Architecture, parse_arch
+from qnas.augment import default_augment, epoch_images, standardize_colour
 from qnas.batchnorm_calibration import BatchNormCalibrator
 from qnas.checkpoints import folder_write_problem
 from qnas.data import Dataset, load_dataset
@@ -46,13 +46,12 @@ from qnas.distribute import Distribution, make_distribution
 from qnas.errors import UserInputError
 from qnas.export import load_model, save_model
 from qnas.interrupt import StopRequest
-from qnas.models import arch_bits, build_model
 from qnas.parent import Parent, probe_batch
 from qnas.progress import Console
 from qnas.records import run_record, write_json_atomic
 from qnas.run_folder import INCOMPLETE, RunFolder
 from qnas.seeding import seed_everything
-from qnas.space import SearchSpace
+from qnas.space import AnyArchitecture, Space
 from qnas.spaces import get_space
 from qnas.targets.deploy import deploy_model, format_deploy, resolve_target
 from qnas.tensorboard_logging import RunLogger
@@ -65,7 +64,8 @@ from quantize.size import SizeReport, model_macs
 INIT_CHOICES = ("random", "parent")
 # Settings that change the result: a resumed run must use the same ones.
 RESUME_KEYS = ("arch", "space", "dataset", "data_path", "max_epochs", "batch_size", "seed", "init",
-               "lr", "warmup_epochs", "patience", "val_fraction", "parent", "num_classes")
+               "lr", "warmup_epochs", "patience", "val_fraction", "parent", "num_classes",
+               "augment")
 RESUME_KEYS += ("distill",)
 CHECK_SAMPLES = 256  # test images used to check the reloaded model (the deployed file is checked on all)
 BN_CALIBRATION_SAMPLES = 2000  # training images whose batch statistics become BatchNorm's moving statistics
@@ -98,6 +98,7 @@ class TrainConfig:
     distribute: str = "none"  # none | mirrored | multi_worker (qnas.distribute); may change on --resume
     replicas: int | None = None  # mirrored: GPUs to use, or logical CPU devices where there is no GPU
     distill: DistillConfig | None = None  # also learn from the parent (cached float parent, or --parent)
+    augment: bool | None = None  # padded random crops and flips; None: on for colour images, off for digits
 
     def __post_init__(self) -> None:
         if self.parent:
@@ -127,7 +128,7 @@ class TrainConfig:
         """Warm-up epochs actually used: at most ``max_epochs - 1``, so a one-epoch run has none."""
         return min(self.warmup_epochs, self.max_epochs - 1)
 
-    def identity(self, arch: Architecture) -> dict[str, Any]:
+    def identity(self, arch: AnyArchitecture) -> dict[str, Any]:
         """The settings a resumed run must share, in canonical form."""
         values = asdict(self)
         values["arch"] = arch.to_string()
@@ -136,7 +137,7 @@ class TrainConfig:
         return {key: values[key] for key in RESUME_KEYS}
 
 
-def default_output_dir(config: TrainConfig, arch: Architecture) -> Path:
+def default_output_dir(config: TrainConfig, arch: AnyArchitecture) -> Path:
     """``runs/train_arc/<space>-<arch with underscores>-<data>-seed<S>``."""
     data = Path(config.data_path).stem if config.data_path else config.dataset
     return Path("runs") / "train_arc" / f"{config.space}-{'_'.join(arch.to_string().split())}-{data}-seed{config.seed}"
@@ -219,7 +220,14 @@ def train_architecture(config: TrainConfig, log: Callable[[str], None] | None = 
     target = resolve_target(config.target)  # an unknown or uninstalled target fails here, before any work
     config.target = target.name
     space = get_space(config.space)
-    arch = parse_arch(config.arch, space)
+    arch = space.parse(config.arch)
+    target.require_space(space)
+    if config.init == "parent" and space.family != "chain":
+        raise UserInputError(f"--init parent and --parent work for the mlp and conv spaces, not {space.name}")
+    num_blocks = len(arch) if space.family == "chain" else 0  # blocks whose outputs feature distillation pairs
+    if config.distill and config.distill.features > 0 and not num_blocks:
+        raise UserInputError(f"--distill_features pairs chain layers with the parent's; the {space.name} space "
+                             f"distils logits only (drop --distill_features)")
     folder = Path(config.output_dir) if config.output_dir else default_output_dir(config, arch)
     folder = dist.worker_folder(folder, config.resume)
     config = replace(config, cache_dir=dist.worker_cache(config.cache_dir))
@@ -230,11 +238,13 @@ def train_architecture(config: TrainConfig, log: Callable[[str], None] | None = 
     if (use_parent or config.distill) and not config.parent and not resuming and folder_write_problem(config.cache_dir):
         raise UserInputError(f"cannot write the float parent to --cache_dir {config.cache_dir}: "
                              f"{folder_write_problem(config.cache_dir)}")
-    pools = len(space.pool_after(len(arch)))
-    data = load_dataset(config.dataset, config.data_path, config.val_fraction, seed=config.seed,
-                        num_classes=config.num_classes,
-                        needs=DataNeeds(batch_size=config.batch_size, min_side=conv_min_side(pools),
-                                        min_side_reason=f"this architecture's {pools} 2x2 max pooling(s)"))
+    pools = len(space.pool_after(len(arch))) if space.family == "chain" else 0  # cells adapt to any image
+    data, standardisation = standardize_colour(
+        load_dataset(config.dataset, config.data_path, config.val_fraction, seed=config.seed,
+                     num_classes=config.num_classes,
+                     needs=DataNeeds(batch_size=config.batch_size, min_side=conv_min_side(pools),
+                                     min_side_reason=f"this architecture's {pools} 2x2 max pooling(s)")))
+    config.augment = default_augment(data) if config.augment is None else config.augment
     init_parent = None
     if (use_parent and not resuming) or config.distill:  # loaded and checked before the folder is claimed
         init_parent = _load_init_parent(space, data, config, log)
@@ -246,17 +256,18 @@ def train_architecture(config: TrainConfig, log: Callable[[str], None] | None = 
     steps = math.ceil(len(data.x_train) / config.batch_size)
     schedule = learning_rate_schedule(config.lr, steps, config.max_epochs, config.effective_warmup())
     with dist.scope():  # mirrored model and optimizer; fit splits each global batch across the replicas
-        model = build_model(space, arch, data.input_shape, data.num_classes, name="child")
+        model = space.build(arch, data.input_shape, data.num_classes, name="child")
         optimizer = tf.keras.optimizers.legacy.Adam(schedule)
         model.compile(optimizer=optimizer, loss="sparse_categorical_crossentropy", metrics=["accuracy"])
         optimizer._create_all_weights(model.trainable_variables)  # step counter and slots exist before a restore
         trainee = None  # with --distill, fit trains the model through a Distiller
         if config.distill:
-            trainee = make_distiller(model, init_parent, config.distill, len(arch), config.batch_size)
+            trainee = make_distiller(model, init_parent, config.distill, num_blocks, config.batch_size)
             trainee.compile(optimizer=optimizer, metrics=["accuracy"])
     state = TrainState(model, optimizer, folder, log=log)
     parent_info = None
     log(f"train_arc: {arch.to_string()} ({arch.readable()}) in space {space.name}; {data.describe()}"
+        + (", standardised per channel" if standardisation else "") + (", augmented" if config.augment else "")
         + (f"; {dist.describe()}" if dist.strategy is not None else ""))
     log(f"deployment target: {target.name} ({target.description})")
     lq.models.summary(model, print_fn=log)
@@ -279,14 +290,14 @@ def train_architecture(config: TrainConfig, log: Callable[[str], None] | None = 
                         trainee)
             stop.check()
             return _finish(model, state, tb, space, arch, data, config, folder, parent_info, started, log, provenance,
-                           dist)
+                           dist, standardisation)
     except KeyboardInterrupt:
         raise TrainingInterrupted(folder, int(state.epoch.numpy())) from None
     finally:
         tb.close()
 
 
-def _load_init_parent(space: SearchSpace, data: Dataset, config: TrainConfig, log: Callable[[str], None]) -> Parent:
+def _load_init_parent(space: Space, data: Dataset, config: TrainConfig, log: Callable[[str], None]) -> Parent:
     """The parent a warm start copies from, in this toolkit's layout (checked on loading)."""
     return resolve_parent(space, data, config.parent, layout=config.parent_layout, in_space=True, seed=config.seed,
                           cache_dir=config.cache_dir, log=log, emb_flag=False)
@@ -319,7 +330,8 @@ def _fit_epochs(model, optimizer, schedule, state: TrainState, tb: RunLogger, da
         lr = float(schedule(optimizer.iterations))
         order = epoch_order(config.seed, epoch, len(data.x_train))
         extra = [_Progress(Console(), epoch + 1, config.max_epochs, steps)] if progress else []
-        fit = (trainee or model).fit(data.x_train[order], data.y_train[order], batch_size=config.batch_size, epochs=1,
+        fit = (trainee or model).fit(epoch_images(data.x_train[order], config.seed, epoch, bool(config.augment)),
+                                     data.y_train[order], batch_size=config.batch_size, epochs=1,
                         shuffle=False, verbose=0, callbacks=[*extra, *callbacks])
         calibrate(data.x_train[order[:n_calibration]])
         val_loss, val_acc = model.evaluate(data.x_val, data.y_val, batch_size=eval_batch, verbose=0,
@@ -350,9 +362,10 @@ def _fit_epochs(model, optimizer, schedule, state: TrainState, tb: RunLogger, da
         log(f"early stopping: validation accuracy below its best for {config.patience} epochs")
 
 
-def _finish(model, state: TrainState, tb: RunLogger, space: SearchSpace, arch: Architecture, data: Dataset,
+def _finish(model, state: TrainState, tb: RunLogger, space: Space, arch: AnyArchitecture, data: Dataset,
             config: TrainConfig, folder: Path, parent_info: dict[str, Any] | None, started: float,
-            log: Callable[[str], None], provenance: dict[str, Any], dist: Distribution) -> TrainResult:
+            log: Callable[[str], None], provenance: dict[str, Any], dist: Distribution,
+            standardisation: dict[str, list[float]] | None = None) -> TrainResult:
     """Restore the best epoch, test once, export, and write result.json last (the chief only)."""
     if state.restore_best():
         log(f"restored the best epoch ({int(state.best_epoch.numpy())}, val_acc {float(state.best_val.numpy()):.4f})")
@@ -371,9 +384,10 @@ def _finish(model, state: TrainState, tb: RunLogger, space: SearchSpace, arch: A
     tflite_info: dict[str, Any] = {"path": str(tflite_path) if tflite_path else None, "skipped": deploy.get("skipped"),
                                    "bytes": deploy["bytes"], "argmax_agreement": deploy["top1_agreement"]}
 
-    parent_arch = space.parent_arch()
-    size = SizeReport(arch_bits(space, arch, data.input_shape, data.num_classes),
-                      arch_bits(space, parent_arch, data.input_shape, data.num_classes))
+    parent_space = space.parent_space()
+    parent_arch = parent_space.parent_arch()
+    size = SizeReport(space.bits(arch, data.input_shape, data.num_classes),
+                      parent_space.bits(parent_arch, data.input_shape, data.num_classes))
     macs = model_macs(model)
     history = state.get_history()
     metrics = {
@@ -389,7 +403,7 @@ def _finish(model, state: TrainState, tb: RunLogger, space: SearchSpace, arch: A
         "params": int(model.count_params()),
         "train_seconds": round(float(state.elapsed.numpy()), 1),
         "wall_seconds_this_process": round(time.time() - started, 1),
-        "config": asdict(config), "init_parent": parent_info,
+        "config": asdict(config), "init_parent": parent_info, "input_standardisation": standardisation,
         "files": {"model": model_path.name, "tensorboard": "tensorboard", "checkpoints": "checkpoints",
                   "tflite": deploy["path"]},
         "reload_max_abs_diff": reload_diff, "tflite": tflite_info, "deploy": deploy, "history": history,

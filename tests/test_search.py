@@ -9,6 +9,7 @@ import search_arc_mnist
 from enas.evaluator import matching_depths
 from enas.report import pareto_front
 from enas.search import Search, SearchConfig, epoch_minibatches, shuffle
+from enas.search_cli import apply_space_defaults
 from enas.strategies import make_strategy
 from enas.strategies.random import RandomStrategy
 from enas.supernet import Supernet
@@ -278,6 +279,7 @@ def test_search_epochs_walk_through_passes_of_the_training_split():
 
 def test_the_clis_defaults_are_the_search_configs():
     args = search_arc_mnist.build_parser().parse_args([])
+    apply_space_defaults(args)
     config = SearchConfig()
     for key in ("epochs", "controller_steps", "controller_batch", "warmup_epochs", "controller_lr", "tanh_constant",
                 "controller_temperature", "entropy_weight", "baseline_decay", "population_size", "sample_size",

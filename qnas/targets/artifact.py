@@ -43,17 +43,25 @@ def deploy_graph(model, space: SearchSpace, arch: Architecture, precisions: Sequ
 
 def convert_and_write(graph: DeployGraph, path: str | Path, convert: Callable[[Path], bytes]) -> Path:
     """Save ``graph`` as a SavedModel, run ``convert`` on it with its chatter hidden, write ``path`` atomically."""
+    with tempfile.TemporaryDirectory(prefix="qnas-export-") as tmp:
+        return _write(path, lambda: convert(graph.save(Path(tmp) / "saved_model")))
+
+
+def convert_keras_and_write(model, path: str | Path, convert: Callable[[object], bytes]) -> Path:
+    """Run ``convert`` on a Keras model with its chatter hidden and write ``path`` atomically."""
+    return _write(path, lambda: convert(model))
+
+
+def _write(path: str | Path, make: Callable[[], bytes]) -> Path:
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    with tempfile.TemporaryDirectory(prefix="qnas-export-") as tmp:
-        try:
-            with quiet():
-                saved = graph.save(Path(tmp) / "saved_model")
-                flatbuffer = convert(saved)
-        except Exception as err:
-            first_line = str(err).splitlines()[0] if str(err) else ""
-            raise ExportError(f"the converter failed: {type(err).__name__}: {first_line}",
-                              getattr(err, "converter_log", "")) from err
+    try:
+        with quiet():
+            flatbuffer = make()
+    except Exception as err:
+        first_line = str(err).splitlines()[0] if str(err) else ""
+        raise ExportError(f"the converter failed: {type(err).__name__}: {first_line}",
+                          getattr(err, "converter_log", "")) from err
     tmp_path = path.with_name(f".{path.name}.tmp")
     tmp_path.write_bytes(flatbuffer)
     os.replace(tmp_path, path)

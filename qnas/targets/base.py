@@ -27,7 +27,8 @@ import numpy as np
 from qnas.arch import Architecture
 from qnas.errors import UserInputError
 from qnas.models import CONV_KERNEL
-from qnas.space import SearchSpace
+from qnas.space import SearchSpace, Space
+from qnas.targets.cells import predict_cell_bytes
 from quantize.types import LAYER_TYPES
 
 
@@ -92,6 +93,8 @@ class Target(ABC):
     extra: str | None = None  # the pip extra that installs its converter, if any
     theoretical: bool = False  # True: sizes are a count, not a file
     head_precision: str = "float32"
+    # fitted byte constants of cell networks (``qnas.targets.cells``); None: the target does not ship cells
+    cell_bytes: dict[str, float] | None = None
 
     # -- availability ----------------------------------------------------------------------------
     def unavailable(self) -> str | None:
@@ -103,6 +106,19 @@ class Target(ABC):
         reason = self.unavailable()
         if reason:
             raise UserInputError(f"target {self.name!r} is not usable here: {reason}")
+
+    def unsupported(self, space: Space) -> str | None:
+        """None when the target can price and ship networks of ``space``; otherwise why not."""
+        if space.family == "chain" or self.cell_bytes is not None:
+            return None
+        return (f"target {self.name!r} cannot ship the {space.name} space's networks (its converter does not read "
+                f"their quantized cell operations); use --target lce or --target bits")
+
+    def require_space(self, space: Space) -> None:
+        """Raise ``UserInputError`` when the target cannot ship networks of ``space``."""
+        reason = self.unsupported(space)
+        if reason:
+            raise UserInputError(reason)
 
     # -- pricing ----------------------------------------------------------------------------------
     @abstractmethod
@@ -153,6 +169,10 @@ class Target(ABC):
     def predict_bytes(self, arch: Architecture, space: SearchSpace, input_shape: Sequence[int],
                       num_classes: int) -> int:
         """The predicted size of the target's file for ``arch`` (bytes)."""
+        if space.family != "chain":
+            self.require_space(space)
+            return predict_cell_bytes(self.cell_bytes, space, arch, input_shape, num_classes,
+                                      lambda type_code: self.runs_as(type_code, False, "conv"))
         slots = self.slots(arch, space, input_shape)
         total = self.overhead_bytes(space.kind) + self.file_bytes(slots, space.kind)
         total += sum(self.layer_cost(s).bytes for s in slots)
@@ -163,7 +183,9 @@ class Target(ABC):
         return math.ceil(total)
 
     def layer_table(self, arch: Architecture, space: SearchSpace, input_shape: Sequence[int]) -> list[dict]:
-        """Per hidden layer: type, precision, bytes (for reports)."""
+        """Per hidden layer: type, precision, bytes (for reports; none for cell networks)."""
+        if space.family != "chain":
+            return []
         rows = []
         for slot in self.slots(arch, space, input_shape):
             cost = self.layer_cost(slot)
@@ -182,9 +204,16 @@ class Target(ABC):
         from qnas.targets.artifact import deploy_graph
 
         self.require()
+        if space.family != "chain":
+            self.require_space(space)
+            return self.write_keras(model, path)
         graph = deploy_graph(model, space, arch, self.precisions(arch, space), self.head_precision,
                              calibration_images)
         return self.write(graph, path, calibration_images)
+
+    def write_keras(self, model, path: str | Path) -> Path:
+        """Convert a trained Keras model as it is (cell networks: no folding) into the target's file."""
+        raise UserInputError(f"target {self.name!r} cannot convert a Keras model as it is")
 
     @abstractmethod
     def write(self, graph, path: str | Path, calibration_images: np.ndarray) -> Path:

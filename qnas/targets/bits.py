@@ -43,7 +43,12 @@ class BitsTarget(Target):
     def overhead_bytes(self, kind: str) -> float:
         return 0.0
 
+    def unsupported(self, space) -> str | None:
+        return None  # a count works for every space
+
     def predict_bytes(self, arch: Architecture, space: SearchSpace, input_shape, num_classes: int) -> int:
+        if space.family != "chain":
+            return -(-space.bits(arch, input_shape, num_classes) // 8)
         saved = self.float_batchnorm
         self.float_batchnorm = space.float_batchnorm if saved is None else saved
         try:

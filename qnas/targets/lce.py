@@ -24,7 +24,7 @@ from pathlib import Path
 import numpy as np
 
 from qnas.export import lce_available
-from qnas.targets.artifact import convert_and_write
+from qnas.targets.artifact import convert_and_write, convert_keras_and_write
 from qnas.targets.base import LayerCost, LayerSlot, Target
 
 # Fitted constants (bytes); see the module docstring.
@@ -39,6 +39,11 @@ BYTES = {
     "uses_int8": -172.3, "uses_binary": -80.5, "uses_float": -2.1,  # per file, corrections to the above
 }
 
+# micro cells (qnas.targets.cells), fitted by bench/fit_cell_bytes.py
+CELL_BYTES = {"file": 1367.3, "binary_op": 821.5, "binary_channel": 7.4, "float_op": 231.6, "float_channel": 2.5,
+              "pool_op": 294.5, "add_op": 200.0, "cell": 400.0, "cell_channel": 8.0, "adapt_pool": 294.5,
+              "tile": 200.0}
+
 
 class LceTarget(Target):
     """Larq Compute Engine: bit-packed binary layers, int8 where quantization is known, float32 otherwise."""
@@ -48,6 +53,7 @@ class LceTarget(Target):
                    "other quantized layers, float32 for float layers and the classifier")
     extra = "lce"
     head_precision = "float32"
+    cell_bytes = CELL_BYTES
 
     def unavailable(self) -> str | None:
         return lce_available()
@@ -118,6 +124,11 @@ class LceTarget(Target):
         import larq_compute_engine as lce
 
         return convert_and_write(graph, path, lambda saved: lce.convert_saved_model(str(saved)))
+
+    def write_keras(self, model, path: str | Path) -> Path:
+        import larq_compute_engine as lce
+
+        return convert_keras_and_write(model, path, lce.convert_keras_model)
 
     def _interpreter(self, path: str | Path, threads: int):
         from larq_compute_engine.tflite.python.interpreter import Interpreter

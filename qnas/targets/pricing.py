@@ -7,27 +7,27 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
-from qnas.arch import Architecture
 from qnas.parent import Parent
-from qnas.space import SearchSpace
+from qnas.space import AnyArchitecture, Space
 from qnas.targets.base import Target
 
 
 class SizePricer:
     """``bytes(arch)``: the target's predicted file size of ``arch`` (cached); ``parent_bytes``: the parent's."""
 
-    def __init__(self, target: Target, space: SearchSpace, input_shape: Sequence[int], num_classes: int,
+    def __init__(self, target: Target, space: Space, input_shape: Sequence[int], num_classes: int,
                  parent: Parent):
         self.target, self.space = target, space
         self.input_shape, self.num_classes = tuple(int(d) for d in input_shape), int(num_classes)
         self._cache: dict[str, int] = {}
-        self.parent_bytes = self.bytes(parent.arch) if parent.arch is not None else -(-parent.bits // 8)
+        self.parent_bytes = (target.predict_bytes(parent.arch, space.parent_space(), self.input_shape, self.num_classes)
+                             if parent.arch is not None else -(-parent.bits // 8))
 
-    def bytes(self, arch: Architecture) -> int:
+    def bytes(self, arch: AnyArchitecture) -> int:
         key = arch.to_string()
         if key not in self._cache:
             self._cache[key] = self.target.predict_bytes(arch, self.space, self.input_shape, self.num_classes)
         return self._cache[key]
 
-    def __call__(self, arch: Architecture) -> int:
+    def __call__(self, arch: AnyArchitecture) -> int:
         return self.bytes(arch)
