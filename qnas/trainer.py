@@ -244,12 +244,13 @@ def train_architecture(config: TrainConfig, log: Callable[[str], None] | None = 
                      num_classes=config.num_classes,
                      needs=DataNeeds(batch_size=config.batch_size, min_side=conv_min_side(pools),
                                      min_side_reason=f"this architecture's {pools} 2x2 max pooling(s)")))
-    config.augment = default_augment(data) if config.augment is None else config.augment
     init_parent = None
     if (use_parent and not resuming) or config.distill:  # loaded and checked before the folder is claimed
         init_parent = _load_init_parent(space, data, config, log)
     run_folder.claim({"identity": config.identity(arch), **run_record(config.seed, **provenance)}, resuming,
                      config.resume, log, marker=True)
+    if config.augment is None:  # after the claim: the identity keeps the setting as given (None: by the data)
+        config = replace(config, augment=default_augment(data))
 
     seed_everything(config.seed)
     tf.random.set_global_generator(tf.random.Generator.from_seed(config.seed))  # checkpointed with the rest
