@@ -42,14 +42,20 @@ def build_parser() -> argparse.ArgumentParser:
                         "(default %(default)s)")
     p.add_argument("--reward_weights",
                    help="w_acc,w_sim,w_size of reward = w_acc*acc - w_sim*similarity + w_size*(1 - size_ratio) "
-                        "(default 1,0.05,0.5; micro 1,0,0.1: no similarity to the conv parent)")
+                        "(default 1,0.05,0.5; micro 1,0,0.1: no similarity to the conv parent); a fourth number "
+                        "w_lat adds w_lat*(1 - latency/parent's latency), the target's predicted latency (default 0)")
     p.add_argument("--target", metavar="NAME",
                    help="deployment target whose file size is the size the reward, --max_kib and every printed KiB "
                         "use: lce (Larq Compute Engine), tflite_int8 (full-integer TFLite, as TFLite Micro runs it) or "
                         "bits (the theoretical count) (default: the best installed, lce else tflite_int8; printed). "
-                        "Without --types the search keeps the types that are smaller on the target")
+                        "Without --types the search keeps the types that are smaller on the target; its per-layer "
+                        "latency table on this machine predicts the ms of --max_ms and the latency weight")
     p.add_argument("--max_kib", type=float,
                    help="size budget: architectures above it are penalised and never picked (default: none; micro 60)")
+    p.add_argument("--max_ms", type=float, metavar="MS",
+                   help="latency budget: architectures whose single-image latency on --target, predicted by its "
+                        "per-layer table of this machine (measured once, cached in --cache_dir), exceeds MS "
+                        "milliseconds are penalised and never picked (default: none; chain spaces only)")
     p.add_argument("--max_minutes", type=float,
                    help="time budget: stop after the epoch that passes it, then pick the winner "
                         "(default: none; micro 24)")

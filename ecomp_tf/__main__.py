@@ -1,7 +1,8 @@
 """``python -m ecomp_tf <n_runs> <experiment_name>``: run EComp n times, save each run, print a summary.
 
 Each run ``i`` uses seed ``--seed + i`` and writes ``run_<i>.json``, ``run_<i>.keras`` and ``run_<i>.png``
-to ``<output_dir>/<experiment_name>/``; ``summary.json`` there aggregates the runs.
+to ``<output_dir>/<experiment_name>/``; ``summary.json`` there aggregates the runs. Sizes are the deployment
+target's predicted bytes (``--target``; the improved mode's compression term too).
 """
 from __future__ import annotations
 
@@ -12,7 +13,7 @@ import re
 import sys
 from dataclasses import fields
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from ecomp_tf.config import MODES, Configs
 from qnas.checkpoints import folder_write_problem
@@ -20,6 +21,9 @@ from qnas.errors import UserInputError
 from qnas.parent_flags import add_parent_flags, emb_layer_names
 from qnas.progress import Console
 from qnas.validation import DataNeeds, check_num_classes, check_seed
+
+if TYPE_CHECKING:
+    from qnas.targets.base import Target
 
 # the flags that set a Configs field directly; every field can also be set with --set KEY=VALUE
 FLAG_FOR = {"POP_SIZE": "--pop_size", "MUTATION_RATE": "--mutation_rate", "EPOCHS": "--epochs",
@@ -42,6 +46,10 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--parent_seed", type=int, default=0, help="seed of the cached float parent (default %(default)s)")
     p.add_argument("--output_dir", default="runs/ecomp", help="where experiment folders go (default %(default)s)")
     p.add_argument("--cache_dir", default="cache", help="where the float parent is cached (default %(default)s)")
+    p.add_argument("--target", metavar="NAME",
+                   help="deployment target whose predicted file size is every size printed and saved, and the "
+                        "improved mode's compression term (the faithful mode keeps the reference's width ratio): "
+                        "lce, tflite_int8 or bits (the theoretical count) (default: the best installed; printed)")
     add_parent_flags(p, "compress YOUR trained Dense/ReLU model instead of the cached float parent")
     p.add_argument("--pop_size", type=int, help="POP_SIZE (default 100)")
     p.add_argument("--mutation_rate", type=float, help="MUTATION_RATE (default 0.01)")
@@ -121,7 +129,7 @@ class ProgressPrinter:
         self.console.update(f"{self.label} gen {gen}/{total}  fitness avg {summary['fitness']['avg']:.3f} "
                             f"best {summary['fitness']['best']:.3f}  acc best {summary['accuracy']['best']:.3f}  "
                             f"sim best {summary['similarity']['best']:.3f}  "
-                            f"bits best {summary['bits_ratio']['best']:.3f}", gen, total)
+                            f"size best {summary['size_ratio']['best']:.3f}", gen, total)
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -137,18 +145,21 @@ def main(argv: list[str] | None = None) -> int:
         check_seed(args.parent_seed, "--parent_seed")
         check_num_classes(args.num_classes)
         configs = configs_from_args(args)
+        from qnas.targets.deploy import resolve_target  # loads TensorFlow: after the cheap checks
+
+        target = resolve_target(args.target)
         folder = Path(args.output_dir) / args.experiment_name
         for where, flag in ((folder, "--output_dir"), *(() if args.parent else ((Path(args.cache_dir), "--cache_dir"),))):
             problem = folder_write_problem(where)
             if problem:
                 raise UserInputError(f"cannot write to {flag} {where}: {problem}")
-        return run(args, configs)
+        return run(args, configs, target)
     except UserInputError as err:
         print(f"error: {err}", file=sys.stderr)
         return 2
 
 
-def run(args: argparse.Namespace, configs: Configs) -> int:
+def run(args: argparse.Namespace, configs: Configs, target: Target) -> int:
     # TensorFlow loads here, after the flags are parsed, so that --help and flag errors are instant
     from ecomp_tf.evolution import run_ecomp
     from ecomp_tf.results import save_run, summarize
@@ -158,6 +169,9 @@ def run(args: argparse.Namespace, configs: Configs) -> int:
     from qnas.spaces import get_space
     from qnas.user_parent import resolve_parent
 
+    compression = ("the fitness's compression term too" if configs.COMPRESSION == "size"
+                   else f"the fitness's compression term stays the {configs.COMPRESSION} ratio")
+    print(f"target: {target.name} ({target.description}); sizes are its predicted bytes, {compression}", flush=True)
     data = load_dataset(args.dataset, args.data, num_classes=args.num_classes, needs=data_needs(configs))
     print(data.describe(), flush=True)
     parent = resolve_parent(get_space("mlp"), data, args.parent, emb_layer_names(args.emb_layers), args.parent_layout,
@@ -169,17 +183,19 @@ def run(args: argparse.Namespace, configs: Configs) -> int:
     payloads = []
     for i in range(args.n_runs):
         seed = args.seed + i
-        result = run_ecomp(parent, data, configs, seed=seed, progress=ProgressPrinter(f"[{args.mode} run {i}]"))
+        result = run_ecomp(parent, data, configs, seed=seed, progress=ProgressPrinter(f"[{args.mode} run {i}]"),
+                           target=target)
         paths = save_run(result, folder, args.experiment_name, i, data.name)
         payloads.append(json.loads(paths["json"].read_text()))
         print(f"run {i} (seed {seed}): {result.best.arch.readable()}  test accuracy {result.test_accuracy:.4f}  "
-              f"bits ratio {result.bits_ratio:.4f}  ({result.seconds['total']:.0f} s) -> {paths['json']}", flush=True)
+              f"{result.bytes / 1024:.2f} KiB on {target.name} = {result.size_ratio:.4f} of the parent's  "
+              f"({result.seconds['total']:.0f} s) -> {paths['json']}", flush=True)
     summary = summarize(payloads)
     write_json_atomic(folder / "summary.json", {"mode": args.mode, "configs": configs.as_dict(), **summary})
-    acc, ratio = summary["test_accuracy"], summary["bits_ratio"]
+    acc, ratio, kib = summary["test_accuracy"], summary["size_ratio"], summary["kib"]
     print(f"{args.experiment_name}: {summary['runs']} runs, test accuracy {acc['mean']:.4f} +- {acc['std']:.4f} "
-          f"(min {acc['min']:.4f}), bits ratio {ratio['mean']:.4f} +- {ratio['std']:.4f}, "
-          f"parent {parent.test_accuracy:.4f}", flush=True)
+          f"(min {acc['min']:.4f}), {kib['mean']:.2f} KiB on {target.name} = {ratio['mean']:.4f} +- {ratio['std']:.4f} "
+          f"of the parent's, parent {parent.test_accuracy:.4f}", flush=True)
     return 0
 
 

@@ -26,7 +26,7 @@ MODES = ("faithful", "improved")
 REFERENCE_EMB_LAYERS = (0, 1)
 REFERENCE_RECOMBINATION = ("h0_linear", "h1_linear", "logits")
 SELECTIONS = ("softmax", "tournament")
-COMPRESSIONS = ("width", "bits")
+COMPRESSIONS = ("width", "bits", "size")  # hidden width, theoretical bits, the target's predicted bytes
 EMBEDDINGS = ("activation", "block")
 
 
@@ -72,9 +72,9 @@ class Configs:
 
     @classmethod
     def improved(cls, **changes: Any) -> Configs:
-        """Our default: elitism, tournament selection, width and precision genes, size in bits, fine-tuning."""
+        """Our default: elitism, tournament selection, width and precision genes, size on the target, fine-tuning."""
         return cls(
-            COMPRESSION="bits", SELECTION="tournament", ELITES=2,
+            COMPRESSION="size", SELECTION="tournament", ELITES=2,
             WIDTH_MUTATION_RATE=0.1, TYPE_MUTATION_RATE=0.05, INIT_TYPES="random",
             FINETUNE_STEPS=5, FINAL_FINETUNE_EPOCHS=1.0,
             FINAL_SPLIT="val", FINAL_CANDIDATES=8, LOSS_WEIGHTS=(1.0, 2.0, 1.0),

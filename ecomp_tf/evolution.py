@@ -28,6 +28,7 @@ from qnas.errors import DataError, UserInputError
 from qnas.parent import Parent
 from qnas.seeding import seed_everything
 from qnas.spaces import SPACES
+from qnas.targets.base import Target
 
 Progress = Callable[[int, int, dict[str, dict[str, float]]], None]
 Batch = tuple[np.ndarray, np.ndarray]
@@ -47,6 +48,9 @@ class RunResult:
     bits: int
     bits_ratio: float
     width_ratio: float
+    target: str  # the deployment target whose predicted bytes are ``bytes``
+    bytes: int
+    size_ratio: float
     parent: dict[str, Any]
     population: list[dict[str, Any]]
     seconds: dict[str, float] = field(default_factory=dict)
@@ -83,8 +87,11 @@ class Context:
 
 
 def run_ecomp(parent: Parent, data: Dataset, configs: Configs, seed: int = 0,
-              progress: Progress | None = None) -> RunResult:
-    """One EComp run on ``data`` compressing ``parent``; repeats exactly for the same seed."""
+              progress: Progress | None = None, target: Target | str | None = None) -> RunResult:
+    """One EComp run on ``data`` compressing ``parent``; repeats exactly for the same seed.
+
+    ``target`` prices every size in its predicted bytes (None: the best installed; ``qnas.targets``).
+    """
     cfg = configs
     cfg.validate()
     start = time.time()
@@ -103,7 +110,8 @@ def run_ecomp(parent: Parent, data: Dataset, configs: Configs, seed: int = 0,
         raise UserInputError(f"RECOMBINATION_LAYERS: {err}") from None
     ctx = Context(cfg, rng, parent_ind, x_train, y_train,
                   x_train[rng.choice(n_train, size=min(cfg.CALIB_SIZE, n_train), replace=False)],
-                  SizeMeter(parent_ind, data.input_shape, data.num_classes, cfg.COMPRESSION), recombination)
+                  SizeMeter(parent_ind, data.input_shape, data.num_classes, cfg.COMPRESSION, target=target),
+                  recombination)
     _check_layers(cfg, parent_ind)
     generations = cfg.GENERATIONS or max(1, round(cfg.EPOCHS * (n_train // cfg.BATCH_SIZE)))
 
@@ -133,8 +141,9 @@ def run_ecomp(parent: Parent, data: Dataset, configs: Configs, seed: int = 0,
     return RunResult(
         configs=cfg, seed=seed, history=history, best=best, model=model, best_fitness=best_fitness,
         test_accuracy=float(test_acc), bits=ctx.sizes.bits(best), bits_ratio=ctx.sizes.bits_ratio(best),
-        width_ratio=ctx.sizes.width_ratio(best),
-        parent={"test_accuracy": parent.test_accuracy, "bits": ctx.sizes.parent_bits,
+        width_ratio=ctx.sizes.width_ratio(best), target=ctx.sizes.target.name, bytes=ctx.sizes.bytes(best),
+        size_ratio=ctx.sizes.size_ratio(best),
+        parent={"test_accuracy": parent.test_accuracy, "bits": ctx.sizes.parent_bits, "bytes": ctx.sizes.parent_bytes,
                 "arch": parent_ind.arch.to_string(), "source": getattr(parent, "source", "")},
         population=points,
         seconds={"evolution": round(evolved - start, 2), "final_pick": round(time.time() - evolved, 2),
@@ -251,5 +260,6 @@ def _population_points(population: list[Individual], fitness: np.ndarray,
             points.append({"group": group, "arch": ind.arch.to_string(), "fitness": round(fit, 5),
                            "val_accuracy": forward(ind, data.x_val).accuracy(data.y_val),
                            "bits_ratio": round(ctx.sizes.bits_ratio(ind), 6),
+                           "size_ratio": round(ctx.sizes.size_ratio(ind), 6),
                            "picked": group == "candidate" and ind is best})
     return points

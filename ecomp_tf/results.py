@@ -1,8 +1,10 @@
 """What an EComp run leaves on disk: a JSON record, the best network (.keras) and a PNG of its curves.
 
 ``run_<i>.json`` holds the provenance (command, versions, seed), the configs, the per-generation
-average / best / worst of each objective, and the picked network's test accuracy, size in bits and
-ratio to the parent. ``summary.json`` aggregates the runs of one experiment (mean and spread).
+average / best / worst of each objective, and the picked network's test accuracy and size: the
+deployment target's predicted ``bytes`` and their ``size_ratio`` to the parent's, and the theoretical
+count (``bits``, ``kib``, ``bits_ratio``; no file is that size). ``summary.json`` aggregates the runs of one
+experiment (mean and spread); its ``kib`` and ``size_ratio`` are the target's.
 """
 from __future__ import annotations
 
@@ -18,7 +20,7 @@ from qnas.records import run_record, write_json_atomic
 from quantize.size import SizeReport
 
 CURVES = (("fitness", "fitness"), ("accuracy", "batch accuracy"), ("similarity", "similarity loss"),
-          ("compression", "compression term (fraction kept)"), ("bits_ratio", "size in bits / parent's"))
+          ("compression", "compression term (fraction kept)"), ("size_ratio", "size on the target / parent's"))
 
 
 def run_payload(result: RunResult, experiment: str, run_index: int, data_name: str) -> dict[str, Any]:
@@ -34,6 +36,7 @@ def run_payload(result: RunResult, experiment: str, run_index: int, data_name: s
             "arch": result.best.arch.to_string(), "readable": result.best.arch.readable(),
             "test_accuracy": round(result.test_accuracy, 5), "mean_fitness": round(result.best_fitness, 5),
             **size.as_dict(), "width_ratio": round(result.width_ratio, 5),
+            "target": result.target, "bytes": result.bytes, "size_ratio": round(result.size_ratio, 5),
         },
         "final_population": result.population,
         "seconds": result.seconds,
@@ -55,14 +58,21 @@ def save_run(result: RunResult, out_dir: str | Path, experiment: str, run_index:
 
 
 def summarize(payloads: Sequence[dict[str, Any]]) -> dict[str, Any]:
-    """Mean, standard deviation, min and max of test accuracy, bits ratio and run time over runs."""
+    """Mean, standard deviation, min and max of test accuracy, sizes and run time over runs.
+
+    ``kib`` and ``size_ratio`` are the deployment target's predicted file size (``target``) and its ratio to
+    the parent's; ``bits_ratio`` is the theoretical count's.
+    """
     def stats(values: list[float]) -> dict[str, float]:
         arr = np.asarray(values, np.float64)
         return {"mean": float(arr.mean()), "std": float(arr.std()), "min": float(arr.min()), "max": float(arr.max())}
 
     return {
         "runs": len(payloads),
+        "target": payloads[0]["best"]["target"],
         "test_accuracy": stats([p["best"]["test_accuracy"] for p in payloads]),
+        "kib": stats([p["best"]["bytes"] / 1024 for p in payloads]),
+        "size_ratio": stats([p["best"]["size_ratio"] for p in payloads]),
         "bits_ratio": stats([p["best"]["bits_ratio"] for p in payloads]),
         "width_ratio": stats([p["best"]["width_ratio"] for p in payloads]),
         "seconds": stats([p["seconds"]["total"] for p in payloads]),
@@ -93,14 +103,14 @@ def plot_run(payload: dict[str, Any], path: str | Path) -> None:
     for group, marker in (("population", "."), ("candidate", "x")):
         pts = [p for p in payload["final_population"] if p["group"] == group]
         if pts:
-            ax.scatter([p["bits_ratio"] for p in pts], [p["val_accuracy"] for p in pts], marker=marker, s=16,
+            ax.scatter([p["size_ratio"] for p in pts], [p["val_accuracy"] for p in pts], marker=marker, s=16,
                        label="last population" if group == "population" else "final candidates")
     picked = [p for p in payload["final_population"] if p["picked"]]
     if picked:
-        ax.scatter([picked[0]["bits_ratio"]], [picked[0]["val_accuracy"]], marker="*", s=140, c="red",
+        ax.scatter([picked[0]["size_ratio"]], [picked[0]["val_accuracy"]], marker="*", s=140, c="red",
                    label=f"picked (test {payload['best']['test_accuracy']:.3f})")
     ax.axhline(payload["parent"]["test_accuracy"], ls="--", lw=0.8, c="gray", label="parent (test)")
-    ax.set_xlabel("size in bits / parent's")
+    ax.set_xlabel(f"size on {payload['best']['target']} / parent's")
     ax.set_ylabel("validation accuracy")
     ax.set_title("final population")
     ax.legend(fontsize=7)

@@ -1,5 +1,8 @@
 """The shared-weight evaluator: a child's accuracy, similarity to the float parent, size and reward, cut from the supernet.
 
+When the objective uses latency (``--max_ms`` or a latency weight), each child's predicted latency on the
+target (``ms``) and its ratio to the parent's (``lat_ratio``) join its terms.
+
 The parent's side of the similarity loss (its embeddings and affinities on the fixed probe batch)
 is computed once, here, and never again. A child is calibrated (its own BatchNorm statistics) once
 per supernet state; the cache is cleared whenever the shared weights change.
@@ -16,7 +19,7 @@ from qnas.data import Dataset
 from qnas.evaluation import Evaluator, Terms
 from qnas.objective import Objective
 from qnas.similarity import TSNELoss, matching_depths
-from qnas.targets.pricing import SizePricer
+from qnas.targets.pricing import LatencyPricer, SizePricer
 
 __all__ = ["SharedWeightEvaluator", "matching_depths", "probe_perplexity"]
 
@@ -30,9 +33,10 @@ class SharedWeightEvaluator(Evaluator):
     """Turns architectures into their reward terms, using the supernet in inference mode."""
 
     def __init__(self, supernet: Supernet, data: Dataset, parent_embeddings: list[np.ndarray], size: SizePricer,
-                 x_probe: np.ndarray, x_calib: np.ndarray, objective: Objective):
+                 x_probe: np.ndarray, x_calib: np.ndarray, objective: Objective, latency: LatencyPricer | None = None):
         self.supernet, self.data, self.objective = supernet, data, objective
         self.size = size  # the deployment target's predicted bytes, the parent's included
+        self.latency = latency  # the target's predicted latency here; None when the objective does not use it
         self.x_probe, self.x_calib = x_probe, x_calib
         self.perplexity = probe_perplexity(len(x_probe))
         self.similarity = [TSNELoss(e.reshape(len(e), -1), perplexity=self.perplexity) for e in parent_embeddings]
@@ -61,7 +65,8 @@ class SharedWeightEvaluator(Evaluator):
             self._similarity[key] = float(sum(
                 loss(result.embeddings[d]) for loss, d in zip(self.similarity, self.depths)))
         size = self.size.bytes(arch)
+        latency = () if self.latency is None else (self.latency.ratio(arch), self.latency.ms(arch))
         terms = self.objective.terms(result.accuracy, self._similarity[key], size / self.size.parent_bytes,
-                                     size / 1024)
+                                     size / 1024, *latency)
         terms["val_loss"] = result.loss
         return terms

@@ -14,7 +14,8 @@ Each epoch:
    samples ``controller_batch`` architectures, all of them are scored on the same validation minibatch
    (inference mode, own BatchNorm statistics; every strategy sees the same minibatches) and the strategy
    updates on the rewards;
-3. "Here are 10 architectures": ten fresh samples scored on (up to ``show_size`` images of) the validation split;
+3. "Here are 10 architectures": ten fresh samples scored on (up to ``show_size`` images of) the validation split,
+   with their predicted KiB on the target (and predicted ms, when the objective uses latency);
 4. a checkpoint of everything that the next epoch depends on.
 
 Every evaluation is appended to ``evaluations.jsonl``; the run ends by scoring each strategy's best
@@ -47,7 +48,7 @@ from qnas.parent import Parent, as_model_input, probe_batch
 from qnas.records import run_record, write_json_atomic
 from qnas.space import AnyArchitecture, Space
 from qnas.targets import get_target
-from qnas.targets.pricing import SizePricer
+from qnas.targets.pricing import LatencyPricer, SizePricer
 
 Log = Callable[[str], None]
 
@@ -88,6 +89,7 @@ class SearchConfig:
     final_candidates: int = 10
     reward: ObjectiveWeights = field(default_factory=ObjectiveWeights)
     max_kib: float | None = None
+    max_ms: float | None = None  # latency budget: the target's predicted single-image ms (qnas.targets.latency)
     max_minutes: float | None = None
     seed: int = 0
 
@@ -98,7 +100,7 @@ class SearchConfig:
 
     @property
     def objective(self) -> Objective:
-        return Objective(self.reward, self.max_kib)
+        return Objective(self.reward, self.max_kib, self.max_ms)
 
     def strategy_options(self, name: str) -> dict:
         """The settings of strategy ``name`` (the others take none)."""
@@ -138,7 +140,9 @@ class Search:
 
     def __init__(self, space: Space, data: Dataset, parent: Parent, config: SearchConfig,
                  output_dir: str | Path, log: Log = print, progress: Log | None = None,
-                 distribution: tf.distribute.Strategy | None = None):
+                 distribution: tf.distribute.Strategy | None = None, latency: LatencyPricer | None = None):
+        """``latency`` predicts each architecture's latency when the objective uses it (by default the target's
+        table cached in ``cache/``)."""
         self.space, self.data, self.parent, self.config, self.log = space, data, parent, config, log
         self.progress = progress or (lambda text: None)
         self.output_dir = Path(output_dir)
@@ -161,8 +165,11 @@ class Search:
                                                                                        len(data.x_train)), replace=False)
         self.size = SizePricer(get_target(config.target, require=False), space, data.input_shape, data.num_classes,
                                parent)
+        if latency is None and config.objective.uses_latency:
+            latency = LatencyPricer(get_target(config.target), space, data.input_shape, data.num_classes, parent)
+        self.latency = latency if config.objective.uses_latency else None
         self.evaluator = SharedWeightEvaluator(self.supernet, data, parent.embeddings(x_probe), self.size, x_probe,
-                                               data.x_train[np.sort(calib)], config.objective)
+                                               data.x_train[np.sort(calib)], config.objective, self.latency)
         # distillation targets: the parent's logits on the training split once; its block outputs per minibatch
         self.teacher = teacher_logits(parent.model, as_model_input(parent.model, data.x_train)) if config.distill else None
         self.parent_features = parent.embedding_model() if config.feature_distill else None
@@ -264,10 +271,12 @@ class Search:
             self._log_found(name, [t["reward"] for t in terms])
             stats = strategy.tell(proposals, [t["reward"] for t in terms])
             ctrl_step = (epoch - 1 - cfg.warmup) * cfg.controller_steps + step + 1
-            mean = {k: float(np.mean([t[k] for t in terms])) for k in ("reward", "acc", "sim", "size_ratio")}
+            keys = ("reward", "acc", "sim", "size_ratio", *(("lat_ratio",) if self.latency else ()))
+            mean = {k: float(np.mean([t[k] for t in terms])) for k in keys}
+            lat = f" lat={mean['lat_ratio']:.4f}" if self.latency else ""
             self.log(f"{prefix}ctrl_step={ctrl_step:<5d} loss={stats.get('loss', 0.0):.4f} "
                      f"ent={stats.get('entropy', 0.0):.3f} reward={mean['reward']:.4f} acc={mean['acc']:.4f} "
-                     f"sim={mean['sim']:.4f} size={mean['size_ratio']:.4f} bl={stats.get('baseline', 0.0):.4f} "
+                     f"sim={mean['sim']:.4f} size={mean['size_ratio']:.4f}{lat} bl={stats.get('baseline', 0.0):.4f} "
                      f"mins={self.minutes():.2f}")
             with self.writer.as_default(step=ctrl_step):
                 for key, value in stats.items():
@@ -308,14 +317,17 @@ class Search:
             shown.append((arch, terms))
             for line in arch.display_lines():
                 self.log(line)
-            self.log(f"val_acc={terms['acc']:.4f} size={terms['kib']:.2f}KiB ratio={terms['size_ratio']:.4f} "
+            self.log(f"val_acc={terms['acc']:.4f} {size_text(terms)} ratio={terms['size_ratio']:.4f} "
                      f"sim={terms['sim']:.4f} reward={terms['reward']:.4f}")
             self.log("-" * 51)
         with self.writer.as_default(step=epoch):
+            ms = self.latency is not None
             table = "\n".join(f"| `{a.to_string()}` | {a.readable()} | {t['acc']:.4f} | {t['kib']:.2f} | "
-                              f"{t['sim']:.4f} | {t['reward']:.4f} |" for a, t in shown)
-            tf.summary.text(f"architectures_{name}", "| arch | readable | val_acc | KiB | sim | reward |\n"
-                                                     "|---|---|---|---|---|---|\n" + table)
+                              + (f"{t['ms']:.4f} | " if ms else "") + f"{t['sim']:.4f} | {t['reward']:.4f} |"
+                              for a, t in shown)
+            tf.summary.text(f"architectures_{name}", f"| arch | readable | val_acc | KiB | {'ms | ' if ms else ''}"
+                                                     f"sim | reward |\n|---|---|---|---|{'---|' if ms else ''}---|---|\n"
+                            + table)
 
     # ------------------------------------------------------------------ run
     def run(self, stop_after: int | None = None) -> SearchResult | None:
@@ -372,9 +384,12 @@ class Search:
             terms = self.evaluator.evaluate_one(arch, self.data.x_val, self.data.y_val)
             self._record(epoch + 1, "final", arch, terms, name)
             candidates.append((arch, terms))
-        fitting = [c for c in candidates if self.config.objective.fits(c[1]["kib"])]
+        fitting = [c for c in candidates if self.config.objective.fits(c[1]["kib"], c[1].get("ms"))]
         if not fitting:
-            self.log(f"warning: no {name} candidate fits --max_kib {self.config.max_kib:g}; the winner is over budget")
+            budgets = " and ".join(f"--{flag} {value:g}" for flag, value in (("max_kib", self.config.max_kib),
+                                                                            ("max_ms", self.config.max_ms))
+                                   if value is not None)
+            self.log(f"warning: no {name} candidate fits {budgets}; the winner is over budget")
         candidates = sorted(fitting or candidates, key=lambda item: item[1]["reward"], reverse=True)
         best, best_terms = candidates[0]
         return SearchResult(best, best_terms, candidates, self.minutes(), strategy=name)
@@ -415,8 +430,15 @@ def read_rows(path: Path) -> list[dict]:
     return rows
 
 
+def size_text(terms: dict[str, float]) -> str:
+    """``size=12.34KiB``, and ``ms=0.0521`` beside it when the terms hold a predicted latency."""
+    return f"size={terms['kib']:.2f}KiB" + (f" ms={terms['ms']:.4f}" if "ms" in terms else "")
+
+
 def write_summary(search: Search, result: SearchResult, retrain_command: str, extra: dict) -> None:
-    """``result.json``: the winner, the candidates, the config and the provenance."""
+    """``result.json``: the winner, the candidates, the config and the provenance (and, with latency in use, the
+    parent's predicted ms and the table's file)."""
+    latency = search.latency
     write_json_atomic(search.output_dir / "result.json", {
         "best_arch": result.best.to_string(), "best_readable": result.best.readable(),
         "best": result.best_terms, "retrain_command": retrain_command, "minutes": round(result.minutes, 2),
@@ -424,5 +446,7 @@ def write_summary(search: Search, result: SearchResult, retrain_command: str, ex
         "strategies": {name: {"best_arch": r.best.to_string(), "best": r.best_terms}
                        for name, r in result.by_strategy.items()},
         "target": search.config.target, "parent_bytes": search.size.parent_bytes,
+        **({"parent_ms": round(latency.parent_ms, 5), "latency_reference": latency.reference,
+            "latency_table": str(latency.table.path)} if latency is not None else {}),
         "config": search.config.to_dict(), "space": search.space.name, **extra, **run_record(search.config.seed),
     })

@@ -7,7 +7,7 @@ import shlex
 from pathlib import Path
 
 from enas.report import report
-from enas.search import Log, Search, SearchConfig, write_summary
+from enas.search import Log, Search, SearchConfig, size_text, write_summary
 from enas.strategies import STRATEGIES
 from qnas.augment import standardize_colour
 from qnas.checkpoints import folder_write_problem
@@ -23,7 +23,10 @@ from qnas.run_folder import RunFolder
 from qnas.seeding import seed_everything
 from qnas.space import Space
 from qnas.spaces import get_space
+from qnas.targets.base import Target
 from qnas.targets.deploy import resolve_target
+from qnas.targets.latency import LatencyTable
+from qnas.targets.pricing import LatencyPricer, latency_problem
 from qnas.user_parent import as_space_model, hidden_linear_layers, resolve_parent
 from qnas.validation import (
     DataNeeds,
@@ -93,10 +96,16 @@ def check_args(args: argparse.Namespace) -> None:
         raise UserInputError(f"--max_minutes must be positive, got {args.max_minutes}")
     if args.max_kib is not None and not (args.max_kib > 0 and math.isfinite(args.max_kib)):
         raise UserInputError(f"--max_kib must be positive, got {args.max_kib}")
+    if args.max_ms is not None and not (args.max_ms > 0 and math.isfinite(args.max_ms)):
+        raise UserInputError(f"--max_ms must be a positive number of milliseconds, got {args.max_ms}")
     if args.num_layers is not None and not 1 <= args.num_layers <= 16:
         raise UserInputError(f"--num_layers must be between 1 and 16, got {args.num_layers}")
     check_positive_number(args.lr, "--lr")
     check_distribute_flags(args.distribute, args.replicas)
+    if args.distribute == "multi_worker" and latency_flags(args):
+        raise UserInputError(f"{' and '.join(latency_flags(args))} cannot be used with --distribute multi_worker: each "
+                             f"worker would measure its own latency table, and workers that score differently choose "
+                             f"differently")
     if args.distribute == "multi_worker" and args.max_minutes is not None:
         raise UserInputError("--max_minutes cannot be used with --distribute multi_worker: each worker's clock would "
                              "decide alone, and workers that stop at different epochs wait for each other forever; "
@@ -118,6 +127,21 @@ def check_args(args: argparse.Namespace) -> None:
     if unknown or not names or len(set(names)) != len(names):
         raise UserInputError(f"--strategy {args.strategy!r}: expected one or more of {', '.join(STRATEGIES)}, "
                              f"comma-separated, each once")
+
+
+def latency_flags(args: argparse.Namespace) -> list[str]:
+    """The flags that put the predicted latency into the objective (none: the latency table is never built)."""
+    weights = ObjectiveWeights.parse(args.reward_weights)
+    return [flag for flag, on in (("--max_ms", args.max_ms is not None),
+                                  ("a latency weight in --reward_weights", weights.lat > 0)) if on]
+
+
+def check_latency(args: argparse.Namespace, target: Target, space: Space) -> None:
+    """Refuse latency flags where the target has no per-layer latency table for the space's networks."""
+    used = latency_flags(args)
+    problem = latency_problem(target, space) if used else None
+    if problem:
+        raise UserInputError(f"{' and '.join(used)}: {problem}")
 
 
 def retrain_command(arch_string: str, args: argparse.Namespace, parent_retrains: bool = True) -> str:
@@ -174,6 +198,7 @@ def run_from_args(args: argparse.Namespace, argv: list[str]) -> int:
     target = resolve_target(args.target)
     planned = space_from_args(args, target_types=target.default_types())  # bad space flags refused before loading
     target.require_space(planned)
+    check_latency(args, target, planned)
     config = SearchConfig(strategy=args.strategy, epochs=args.epochs, batch_size=args.batch_size,
                           child_steps=args.child_steps, supernet_step=args.supernet_step,
                           learning_rate=args.lr, child_sampling=args.child_sampling,
@@ -184,7 +209,7 @@ def run_from_args(args: argparse.Namespace, argv: list[str]) -> int:
                           population_size=args.population_size, sample_size=args.sample_size,
                           sandwich=args.sandwich, distill=args.distill, distill_temperature=args.distill_temperature,
                           feature_distill=args.feature_distill,
-                          reward=ObjectiveWeights.parse(args.reward_weights), max_kib=args.max_kib,
+                          reward=ObjectiveWeights.parse(args.reward_weights), max_kib=args.max_kib, max_ms=args.max_ms,
                           max_minutes=args.max_minutes, seed=args.seed, target=target.name)
     output_dir = Path(args.output_dir or f"runs/search/{args.space}-{args.strategy}-seed{args.seed}")
     folder = RunFolder(dist.worker_folder(output_dir, args.resume), "config.json",
@@ -215,7 +240,16 @@ def run_from_args(args: argparse.Namespace, argv: list[str]) -> int:
     _log(f"output: {output_dir}")
     if dist.strategy is not None:
         _log(f"shared weights: {dist.describe()}")
-    search = Search(space, data, parent, config, folder.path, log=_log, progress=status, distribution=dist.strategy)
+    latency = None
+    if config.objective.uses_latency:
+        table = LatencyTable(target, Path(cache_dir))
+        _log(f"latency: predicted by {target.name}'s per-layer table of this machine ({table.path}, "
+             f"{len(table.entries)} entries cached); the entries the search needs are measured when first used")
+        latency = LatencyPricer(target, space, data.input_shape, data.num_classes, parent, table=table)
+        _log(f"latency: {latency.reference} runs in {latency.parent_ms:.4f} ms (predicted)"
+             + (f"; budget --max_ms {args.max_ms:g}" if args.max_ms is not None else ""))
+    search = Search(space, data, parent, config, folder.path, log=_log, progress=status, distribution=dist.strategy,
+                    latency=latency)
     _log(f"target: {target.name} ({target.description}); sizes are its predicted bytes "
          f"(parent {search.size.parent_bytes / 1024:.1f} KiB)")
     if resuming and not search.restore():
@@ -235,9 +269,11 @@ def run_from_args(args: argparse.Namespace, argv: list[str]) -> int:
         _log("best architecture:")
         for line in lines:
             _log(line)
-    _log(f"shared-weight val_acc={t['acc']:.4f} size={t['kib']:.2f}KiB ratio={t['size_ratio']:.4f} "
+    _log(f"shared-weight val_acc={t['acc']:.4f} {size_text(t)} ratio={t['size_ratio']:.4f} "
          f"sim={t['sim']:.4f} reward={t['reward']:.4f} minutes={result.minutes:.2f}")
     _log(f"retrain it with:\n{command}")
+    if latency is not None and latency.table.measured:
+        _log(f"latency: {latency.table.measured} table entries measured in this run, cached in {latency.table.path}")
     if args.plot:
         png, front = report(output_dir)
         _log(f"accuracy vs size of {len(front)} Pareto-optimal architectures drawn in {png}")

@@ -53,7 +53,7 @@ from qnas.run_folder import INCOMPLETE, RunFolder
 from qnas.seeding import seed_everything
 from qnas.space import AnyArchitecture, Space
 from qnas.spaces import get_space
-from qnas.targets.deploy import deploy_model, format_deploy, resolve_target
+from qnas.targets.deploy import deploy_model, format_deploy, resolve_target, summary_line
 from qnas.tensorboard_logging import RunLogger
 from qnas.train_state import TrainState
 from qnas.user_parent import resolve_parent
@@ -433,25 +433,27 @@ def reload_snippet(model_path: str) -> str:
 
 
 def format_result(result: TrainResult) -> str:
-    """The final block the CLI prints: accuracy, size against the parent, MACs, parameters, time, files."""
+    """The final block the CLI prints: accuracy, the deployed file's bytes (the first size a reader meets), the
+    theoretical size against the parent's, MACs, parameters, time, files."""
     r, m = result.record, result.record["metrics"]
-    macs = r["macs"]
+    macs, size = r["macs"], r["size"]
     tflite = r["tflite"]
     lines = [
         "== result ==",
-        f"architecture   {r['arch']}  ({r['readable']}), space {r['space']}, data {r['data']}",
-        (f"test accuracy  {m['test_accuracy']:.4f}  (best epoch {m['best_epoch']} of {m['epochs_run']}, "
-         f"val {m['best_val_accuracy']:.4f}{', stopped early' if m['stopped_early'] else ''})"),
-        (f"model size     {r['size']['kib']:.2f} KiB ({r['size']['bits']} bits) = {r['size']['bits_ratio']:.4f} of the "
-         f"float parent {r['size']['parent_arch']} ({r['size']['parent_bits'] / 8192:.2f} KiB)"),
-        f"MACs           {macs['total']:,} (binary {macs['binary']:,} = {100 * macs['binary_share']:.1f}%)",
-        f"parameters     {r['params']:,}",
-        f"wall time      {r['train_seconds']:.1f} s training, {r['wall_seconds_this_process']:.1f} s this process",
-        f"saved          {', '.join(result.files.values())}",
-        f"reload with    {reload_snippet(result.files['model'])}",
+        summary_line("architecture", f"{r['arch']}  ({r['readable']}), space {r['space']}, data {r['data']}"),
+        summary_line("test accuracy", f"{m['test_accuracy']:.4f}  (best epoch {m['best_epoch']} of {m['epochs_run']}, "
+                                      f"val {m['best_val_accuracy']:.4f}{', stopped early' if m['stopped_early'] else ''})"),
+        *([format_deploy(r["deploy"])] if "deploy" in r else []),
+        summary_line("theoretical size", f"{size['kib']:.2f} KiB ({size['bits']:,} bits, larq's count) = "
+                                         f"{size['bits_ratio']:.4f} of the float parent {size['parent_arch']} "
+                                         f"({size['parent_bits'] / 8192:.2f} KiB)"),
+        summary_line("MACs", f"{macs['total']:,} (binary {macs['binary']:,} = {100 * macs['binary_share']:.1f}%)"),
+        summary_line("parameters", f"{r['params']:,}"),
+        summary_line("wall time", f"{r['train_seconds']:.1f} s training, {r['wall_seconds_this_process']:.1f} s "
+                                  f"this process"),
+        summary_line("saved", ", ".join(result.files.values())),
+        summary_line("reload with", reload_snippet(result.files["model"])),
     ]
     if tflite.get("skipped"):
-        lines.append(f"tflite         skipped: {tflite['skipped']}")
-    if "deploy" in r:
-        lines.append(format_deploy(r["deploy"]))
+        lines.append(summary_line("tflite", f"skipped: {tflite['skipped']}"))
     return "\n".join(lines)

@@ -6,6 +6,7 @@ file takes seconds.
 from __future__ import annotations
 
 import json
+import math
 
 import numpy as np
 import pytest
@@ -26,6 +27,8 @@ from qnas.models import arch_bits, block_output_names, build_model
 from qnas.objective import ObjectiveWeights
 from qnas.parent import Parent
 from qnas.spaces import SPACES
+from qnas.targets import get_target
+from qnas.targets.deploy import resolve_target
 
 SHAPE, CLASSES = (6, 6, 1), 4
 TINY = {"POP_SIZE": 6, "BATCH_SIZE": 20, "PERPLEXITY": 5.0, "GENERATIONS": 3, "CALIB_SIZE": 20, "FINAL_BATCHES": 2}
@@ -239,16 +242,24 @@ def test_a_seeded_run_repeats_exactly(parent: Parent, data: Dataset, mode: str) 
     np.testing.assert_allclose(got, tf.nn.softmax(forward(first.best, data.x_val).logits).numpy(), atol=2e-5)
 
 
-def test_cli_writes_results_and_refuses_bad_input(tmp_path, data: Dataset, capsys) -> None:
-    from ecomp_tf.__main__ import main
-
-    npz = tmp_path / "tiny.npz"
+@pytest.fixture(scope="module")
+def npz(tmp_path_factory, data: Dataset):
+    path = tmp_path_factory.mktemp("ecomp_data") / "tiny.npz"
     # the synthetic labels never use class 0, which loading refuses (a class without training images): shift them
-    np.savez(npz, x_train=(np.concatenate([data.x_train, data.x_val])[..., 0] * 255).astype(np.uint8),
+    np.savez(path, x_train=(np.concatenate([data.x_train, data.x_val])[..., 0] * 255).astype(np.uint8),
              y_train=np.concatenate([data.y_train, data.y_val]) - 1, x_test=(data.x_test[..., 0] * 255).astype(np.uint8),
              y_test=data.y_test - 1)
+    return path
+
+
+TINY_FLAGS = [arg for k, v in TINY.items() for arg in ("--set", f"{k}={v}")]
+
+
+def test_cli_writes_results_and_refuses_bad_input(tmp_path, npz, capsys) -> None:
+    from ecomp_tf.__main__ import main
+
     common = ["--data", str(npz), "--output_dir", str(tmp_path / "out"), "--cache_dir", str(tmp_path / "cache")]
-    tiny = [arg for k, v in TINY.items() for arg in ("--set", f"{k}={v}")]
+    tiny = TINY_FLAGS
     assert main(["1", "exp", "--mode", "faithful", *common, *tiny]) == 0
     run = json.loads((tmp_path / "out" / "exp" / "run_0.json").read_text())
     assert {"command", "seed", "versions", "configs", "generations", "best", "final_population"} <= set(run)
@@ -266,3 +277,39 @@ def test_cli_writes_results_and_refuses_bad_input(tmp_path, data: Dataset, capsy
     assert main(["1", "exp", *common, "--loss_weights", "1,2"]) == 2
     err = capsys.readouterr().err
     assert err.count("error: ") == 4 and "Traceback" not in err
+
+
+def test_sizes_are_the_targets_predicted_bytes(parent_ind: Individual) -> None:
+    child = ops.retype(prune_l1(parent_ind, 0.5), 0, 1, np.zeros((4, *SHAPE), np.float32))
+    sizes = SizeMeter(parent_ind, SHAPE, CLASSES, "size", target="tflite_int8")
+    assert sizes.bytes(child) == get_target("tflite_int8").predict_bytes(child.arch, SPACES["mlp"], SHAPE, CLASSES)
+    assert sizes.size_ratio(parent_ind) == 1.0 and sizes.compression(child) == sizes.size_ratio(child) < 1.0
+    theoretical = SizeMeter(parent_ind, SHAPE, CLASSES, "bits", target="bits")
+    assert theoretical.bytes(child) == math.ceil(theoretical.bits(child) / 8)
+    assert SizeMeter(parent_ind, SHAPE, CLASSES).target.name == resolve_target(None).name  # the best installed
+    assert Configs.improved().COMPRESSION == "size" and Configs.faithful().COMPRESSION == "width"
+
+
+def test_cli_target_prices_every_size_and_an_unknown_one_is_refused(tmp_path, npz, capsys) -> None:
+    from ecomp_tf.__main__ import main
+
+    common = ["--data", str(npz), "--output_dir", str(tmp_path / "out"), "--cache_dir", str(tmp_path / "cache")]
+    quick = ["--set", "FINAL_CANDIDATES=2", "--set", "FINETUNE_STEPS=0", "--set", "FINAL_FINETUNE_EPOCHS=0"]
+    assert main(["1", "imp", "--target", "tflite_int8", *common, *TINY_FLAGS, *quick]) == 0
+    out = capsys.readouterr().out
+    assert "target: tflite_int8" in out and "KiB on tflite_int8" in out and "size best" in out
+    run = json.loads((tmp_path / "out" / "imp" / "run_0.json").read_text())
+    best = run["best"]
+    classes = CLASSES - 1  # the file's labels are shifted down by one (see ``npz``)
+    expected = get_target("tflite_int8").predict_bytes(parse_arch(best["arch"]), SPACES["mlp"], SHAPE, classes)
+    assert best["target"] == "tflite_int8" and best["bytes"] == expected
+    assert best["size_ratio"] == pytest.approx(expected / run["parent"]["bytes"], abs=1e-5)
+    assert {"bits", "kib", "bits_ratio"} <= set(best)  # the theoretical count stays, under its old keys
+    assert run["generations"]["compression"] == run["generations"]["size_ratio"]  # the improved mode's term
+    summary = json.loads((tmp_path / "out" / "imp" / "summary.json").read_text())
+    assert summary["target"] == "tflite_int8" and summary["kib"]["mean"] == pytest.approx(expected / 1024)
+    assert summary["size_ratio"]["mean"] == pytest.approx(best["size_ratio"]) and "bits_ratio" in summary
+    assert main(["1", "bad", "--target", "gpu", *common]) == 2
+    err = capsys.readouterr().err
+    assert "unknown deployment target 'gpu'; known targets: lce, tflite_int8, bits" in err and "Traceback" not in err
+    assert not (tmp_path / "out" / "bad").exists()

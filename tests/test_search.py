@@ -1,5 +1,6 @@
 """Supernet, reward, search loop, resume and the search CLI (issue: controller search)."""
 import json
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -8,17 +9,19 @@ import tensorflow as tf
 import search_arc_mnist
 from enas.evaluator import matching_depths
 from enas.report import pareto_front
-from enas.search import Search, SearchConfig, epoch_minibatches, shuffle
+from enas.search import Search, SearchConfig, epoch_minibatches, shuffle, write_summary
 from enas.search_cli import apply_space_defaults
 from enas.strategies import make_strategy
 from enas.strategies.random import RandomStrategy
 from enas.supernet import Supernet
 from qnas.arch import parse_arch
 from qnas.data import load_dataset
-from qnas.objective import ObjectiveWeights
+from qnas.objective import Objective, ObjectiveWeights
 from qnas.parent import get_parent
 from qnas.seeding import seed_everything
 from qnas.spaces import get_space
+from qnas.targets import get_target
+from qnas.targets.pricing import LatencyPricer
 from qnas.tensorboard_logging import read_scalars, read_text
 
 SHAPE = (8, 8, 1)
@@ -103,9 +106,23 @@ def test_only_the_childs_weights_move_and_binary_kernels_stay_clipped():
 def test_reward_formula_and_weights_parsing():
     w = ObjectiveWeights.parse("1, 2, 0.5")
     assert w.score(0.9, 0.3, 0.1) == pytest.approx(0.9 - 0.6 + 0.45)
-    for bad in ("1,2", "a,b,c", "1,-1,1"):
+    assert w.lat == 0 and str(w) == "1,2,0.5"  # as before the latency term: a resumed run's config matches
+    for bad in ("1,2", "a,b,c", "1,-1,1", "1,0,0.5,-1", "1,0,0.5,inf", "1,2,3,4,5"):
         with pytest.raises(ValueError, match="reward_weights"):
             ObjectiveWeights.parse(bad)
+
+
+def test_latency_term_and_budget_of_the_objective():
+    w = ObjectiveWeights.parse("1,0,0.5,0.2")
+    assert str(w) == "1,0,0.5,0.2" and w.score(0.9, 0.0, 0.1, 0.5) == pytest.approx(0.9 + 0.45 + 0.1)
+    with pytest.raises(ValueError, match="latency"):
+        w.score(0.9, 0.0, 0.1)
+    plain = Objective(ObjectiveWeights()).terms(0.9, 0.1, 0.2, 3.0)
+    assert "ms" not in plain and not Objective().uses_latency  # latency off: the terms are as before
+    budget = Objective(w, max_ms=0.5)
+    within, over = budget.terms(0.9, 0.0, 0.1, 3.0, 0.5, 0.4), budget.terms(0.9, 0.0, 0.1, 3.0, 0.75, 0.6)
+    assert budget.uses_latency and within["ms"] == 0.4 and within["lat_ratio"] == 0.5
+    assert over["reward"] < within["reward"] - 1.0 and not budget.fits(3.0, 0.6) and budget.fits(3.0, 0.4)
 
 
 def test_pareto_front_keeps_only_undominated_points():
@@ -131,14 +148,26 @@ def test_strategies_are_seeded_and_random_covers_the_space():
         make_strategy("bayes", space.decisions())
 
 
-def _tiny_search(toy_npz, out, epochs, cache, strategy="controller", **options):
+def _tiny_search(toy_npz, out, epochs, cache, strategy="controller", table=None, log=None, **options):
     seed_everything(0)
     space = get_space("mlp").with_options(widths=(4, 8, 16), types=(0, 1, 3))
     data = load_dataset(data_path=toy_npz, seed=0, val_fraction=0.2)
     parent = get_parent(get_space("mlp"), data, seed=0, cache_dir=cache, epochs=2, log=lambda s: None)
     config = SearchConfig(strategy=strategy, epochs=epochs, batch_size=50, controller_steps=2, controller_batch=4, eval_batch=30,
                           calib_size=60, probe_size=40, num_shown=3, final_candidates=3, seed=0, **options)
-    return Search(space, data, parent, config, out, log=lambda s: None)
+    latency = None if table is None else LatencyPricer(get_target(config.target), space, data.input_shape,
+                                                       data.num_classes, parent, table=table)
+    return Search(space, data, parent, config, out, log=log or (lambda s: None), latency=latency)
+
+
+class FakeLatencyTable:
+    """A latency table that measures nothing: binary layers are ten times faster than the others."""
+
+    path, measured, entries = Path("fake-latency.json"), 0, {}
+
+    @staticmethod
+    def predict(arch, space, input_shape, num_classes):
+        return 0.01 + sum(layer.width * (0.1 if layer.type_code == 1 else 1.0) for layer in arch.layers) / 1000
 
 
 def _evaluated(folder):
@@ -175,6 +204,11 @@ def test_resume_gives_the_same_state_as_an_uninterrupted_run(toy_npz, tmp_path):
     (["--num_layers", "40"], "num_layers must be between 1 and 16"),
     (["--max_kib", "-3"], "--max_kib must be positive"),
     (["--max_minutes", "0"], "--max_minutes must be positive"),
+    (["--max_ms", "-1"], "--max_ms must be a positive number of milliseconds, got -1.0"),
+    (["--max_ms", "nan"], "--max_ms must be a positive number of milliseconds, got nan"),
+    (["--space", "micro", "--max_ms", "5"], "--max_ms: the micro space has no per-layer latency table"),
+    (["--space", "mlp", "--target", "bits", "--reward_weights", "1,0,0.5,0.2"],
+     "a latency weight in --reward_weights: target 'bits' is a theoretical count with no file to time"),
     (["--space", "mlp", "--data", "TOY", "--batch_size", "100000"], "is larger than the"),
     (["--data", "/nonexistent/x.npz"], "does not exist"),
 ])
@@ -223,6 +257,30 @@ def test_size_budget_is_respected_by_the_final_pick(toy_npz, tmp_path):
     rows = [json.loads(line) for line in (tmp_path / "budget" / "evaluations.jsonl").read_text().splitlines()]
     over = [r for r in rows if r["kib"] > 2.0]
     assert over and all(r["reward"] < r["acc"] - 0.5 for r in over)  # penalised
+    assert search.latency is None and not any("ms" in r for r in rows)  # no latency unless asked for
+
+
+def test_latency_budget_and_term_in_a_search(toy_npz, tmp_path):
+    logged = []
+    weights = ObjectiveWeights(1.0, 0.05, 0.5, 0.3)
+    search = _tiny_search(toy_npz, tmp_path / "latency", 1, tmp_path / "cache", table=FakeLatencyTable(),
+                          log=logged.append, target="tflite_int8", max_ms=0.02, reward=weights)
+    result = search.run()
+    parent_ms = search.latency.parent_ms
+    assert parent_ms == pytest.approx(FakeLatencyTable.predict(parse_arch("256 0 256 0"), None, None, None))
+    rows = [json.loads(line) for line in (tmp_path / "latency" / "evaluations.jsonl").read_text().splitlines()]
+    for r in rows:
+        ms = FakeLatencyTable.predict(parse_arch(r["arch"]), None, None, None)
+        assert r["ms"] == pytest.approx(ms, abs=1e-6) and r["lat_ratio"] == pytest.approx(ms / parent_ms, abs=1e-6)
+        reward = weights.score(r["acc"], r["sim"], r["size_ratio"], r["lat_ratio"]) - (2.8 if ms > 0.02 else 0.0)
+        assert r["reward"] == pytest.approx(reward, abs=1e-5)  # over the budget: below every reward within it
+    assert any(r["ms"] > 0.02 for r in rows) and result.best_terms["ms"] <= 0.02  # never picked
+    shown = [line for line in logged if line.startswith("val_acc=")]
+    assert shown and all(" ms=" in line and "KiB ms=" in line for line in shown)
+    write_summary(search, result, "python train_arc.py ...", {})
+    saved = json.loads((tmp_path / "latency" / "result.json").read_text())
+    assert saved["parent_ms"] == pytest.approx(parent_ms) and all("ms" in c for c in saved["candidates"])
+    assert saved["config"]["max_ms"] == 0.02 and saved["config"]["reward"] == "1,0.05,0.5,0.3"
 
 
 def test_time_budget_stops_after_the_epoch_that_passes_it(toy_npz, tmp_path):

@@ -3,6 +3,7 @@ import json
 import math
 import os
 import sys
+from dataclasses import replace
 
 import numpy as np
 import pytest
@@ -12,12 +13,14 @@ from qnas.arch import parse_arch
 from qnas.errors import UserInputError
 from qnas.export import export_tflite, lce_available, tflite_predict
 from qnas.models import arch_bits, build_model
+from qnas.parent import Parent
 from qnas.spaces import get_space
 from qnas.targets import default_target, get_target, target_names
 from qnas.targets.flatbuffer import read_tflite
 from qnas.targets.fold import DeployGraph, fold_model, snap_bias
 from qnas.targets.latency import LatencyTable
 from qnas.targets.measure import measure_latency, top1_agreement
+from qnas.targets.pricing import LatencyPricer
 from qnas.targets.quiet import quiet
 from qnas.trainer import TrainConfig, format_result, train_architecture
 
@@ -234,6 +237,23 @@ def test_latency_is_measured_and_the_table_is_cached(data, tmp_path):
     assert saved["target"] == "tflite_int8" and len(saved["entries"]) == 4
     again = LatencyTable(target, tmp_path / "cache")
     assert again.predict(arch, space, SHAPE, CLASSES) == pytest.approx(predicted) and again.measured == 0
+
+
+def test_latency_pricer_predicts_from_the_table_and_refuses_what_has_none(tmp_path):
+    target, space = get_target("tflite_int8"), replace(get_space("mlp"), parent_widths=(16, 8))  # a small parent
+    user_parent = Parent(None, None, [], 0.9, 0, "my_model.keras")  # not in the table: the space's parent stands in
+    table = LatencyTable(target, tmp_path / "cache", repeats=5, warmup=2)
+    pricer = LatencyPricer(target, space, SHAPE, CLASSES, user_parent, table=table)
+    assert pricer.reference == "the space's float parent"
+    assert pricer.parent_ms == pytest.approx(table.predict(space.parent_arch(), space, SHAPE, CLASSES))
+    arch = parse_arch("16 5 8 0", space)
+    ms = pricer.ms(arch)
+    assert ms == pytest.approx(table.predict(arch, space, SHAPE, CLASSES)) and ms > 0
+    assert pricer.ratio(arch) == pytest.approx(ms / pricer.parent_ms)
+    with pytest.raises(UserInputError, match="the micro space has no per-layer latency table"):
+        LatencyPricer(get_target("lce", require=False), get_space("micro"), SHAPE, CLASSES, user_parent)
+    with pytest.raises(UserInputError, match="'bits' is a theoretical count with no file to time"):
+        LatencyPricer(get_target("bits"), space, SHAPE, CLASSES, user_parent)
 
 
 # -- train_arc's hook ----------------------------------------------------------------------------------------

@@ -21,8 +21,10 @@ from qnas.tensorboard_logging import has_hparams, read_scalars, read_text
 from qnas.trainer import (
     TrainConfig,
     TrainingInterrupted,
+    TrainResult,
     default_output_dir,
     epoch_order,
+    format_result,
     learning_rate_schedule,
     train_architecture,
 )
@@ -88,8 +90,27 @@ def test_cli_prints_the_final_block(data_file, tmp_path, capsys):
     out = capsys.readouterr().out
     assert "Total params" in out  # larq's summary
     for needle in ("== result ==", "test accuracy", "KiB", "of the float parent 256 0 256 0", "MACs", "binary",
-                   "parameters", "wall time", "tflite         skipped: turned off"):
+                   "parameters", "wall time", "tflite           skipped: turned off"):
         assert needle in out, needle
+
+
+def test_the_final_block_shows_the_deployed_file_first_and_labels_the_theoretical_size():
+    record = {
+        "arch": ARCH, "readable": "12:binary 8:ternary", "space": "mlp", "data": "bands",
+        "metrics": {"test_accuracy": 0.9, "best_epoch": 2, "epochs_run": 3, "best_val_accuracy": 0.91,
+                    "stopped_early": False},
+        "size": {"bits": 2000, "kib": 0.244, "parent_bits": 6_000_000, "bits_ratio": 0.0003, "parent_arch": "256 0 256 0"},
+        "macs": {"total": 100, "binary": 50, "binary_share": 0.5}, "params": 900, "train_seconds": 1.0,
+        "wall_seconds_this_process": 2.0, "tflite": {"skipped": None},
+        "deploy": {"target": "lce", "theoretical": False, "path": "model.tflite", "bytes": 4321, "predicted_bytes": 4300,
+                   "top1_agreement": 1.0, "agreement_images": 60,
+                   "latency_ms": {"single_ms": 0.01, "batch_ms": 0.2, "batch": 32}},
+    }
+    lines = format_result(TrainResult(None, record, ROOT, {"model": "run/model.keras"})).splitlines()
+    sizes = [line for line in lines if "bytes" in line or "KiB" in line]
+    assert sizes[0].startswith("deploy ") and "model.tflite 4,321 bytes (predicted 4,300)" in sizes[0]
+    assert sizes[1].startswith("theoretical size ") and "0.24 KiB (2,000 bits, larq's count)" in sizes[1]
+    assert not any(line.startswith("model size") for line in lines)
 
 
 def test_saved_model_reloads_in_a_fresh_process_with_the_same_predictions(cli_run, data_file):

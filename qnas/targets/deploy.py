@@ -68,15 +68,22 @@ def deploy_model(model, space: SearchSpace, arch: Architecture, target: Target |
     return record
 
 
+def summary_line(label: str, text: str) -> str:
+    """One line of ``train_arc``'s final summary: the label in a column of its own, then the text."""
+    return f"{label:<16} {text}"
+
+
 def format_deploy(record: dict[str, Any]) -> str:
     """The summary line: real file bytes beside predicted, agreement with Keras, latency."""
     name = record["target"]
     if record.get("theoretical"):
-        return f"deploy         {name}: {record['predicted_bytes']:,} bytes (theoretical: no file)"
+        return summary_line("deploy", f"{name}: {record['predicted_bytes']:,} bytes (theoretical: no file)")
     if record.get("skipped"):
-        return (f"deploy         {name}: skipped ({record['skipped']}); predicted {record['predicted_bytes']:,} bytes")
+        return summary_line("deploy", f"{name}: skipped ({record['skipped']}); predicted "
+                                      f"{record['predicted_bytes']:,} bytes")
     lat = record["latency_ms"]
-    return (f"deploy         {name}: {record['path']} {record['bytes']:,} bytes (predicted "
-            f"{record['predicted_bytes']:,}); top-1 agrees with Keras on {100 * record['top1_agreement']:.2f}% of "
-            f"{record['agreement_images']} test images; {lat['single_ms']:.3f} ms per image, "
-            f"{lat['batch_ms']:.2f} ms per batch of {lat['batch']} (1 thread)")
+    return summary_line("deploy", f"{name}: {record['path']} {record['bytes']:,} bytes (predicted "
+                                  f"{record['predicted_bytes']:,}); top-1 agrees with Keras on "
+                                  f"{100 * record['top1_agreement']:.2f}% of {record['agreement_images']} test images; "
+                                  f"{lat['single_ms']:.3f} ms per image, {lat['batch_ms']:.2f} ms per batch of "
+                                  f"{lat['batch']} (1 thread)")
