@@ -230,7 +230,7 @@ def run_from_args(args: argparse.Namespace, argv: list[str]) -> int:
                             target_types=target.default_types())
     if args.parent and space.family == "chain":
         check_image_side(data.input_shape, *_conv_side(space, space.num_layers))
-    _log(f"parent: test accuracy {parent.test_accuracy:.4f}, {parent.bits / 8192:.1f} KiB ({parent.source})")
+    _log(f"parent: test accuracy {parent.test_accuracy:.4f}, {parent.bits / 8192:.1f} KiB theoretical ({parent.source})")
     _log(f"space: {space.describe()}; strategy {args.strategy}; reward weights {config.reward}; seed {args.seed}")
     folder.claim({**config.to_dict(), "run": {
         "space": space.name, **space.settings(), "data": data.name, "data_fingerprint": data_fingerprint(data),
