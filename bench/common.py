@@ -1,4 +1,4 @@
-"""What the benchmark scripts share: the repo on sys.path, BENCHMARKS.md sections, Kendall's tau."""
+"""What the benchmark scripts share: the repo on sys.path, BENCHMARKS.md sections, Kendall's tau, random BatchNorm."""
 from __future__ import annotations
 
 import math
@@ -49,6 +49,17 @@ def kendall_tau(x: Sequence[float], y: Sequence[float]) -> float:
 
 def _sign(v: float) -> int:
     return (v > 0) - (v < 0)
+
+
+def randomise_batchnorm(model, rng) -> None:
+    """Random BatchNorm parameters and statistics, so that no two folded constants of an untrained model are equal."""
+    import tensorflow as tf
+
+    for layer in model.layers:
+        if isinstance(layer, tf.keras.layers.BatchNormalization):
+            n = layer.gamma.shape[0]
+            layer.set_weights([rng.uniform(0.5, 1.5, n), rng.normal(0, 0.3, n), rng.normal(0, 0.3, n),
+                               rng.uniform(0.5, 2.0, n)])
 
 
 def log(line: str) -> None:

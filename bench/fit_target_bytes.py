@@ -21,8 +21,7 @@ import tempfile
 from pathlib import Path
 
 import numpy as np
-import tensorflow as tf
-from common import log
+from common import log, randomise_batchnorm
 
 from qnas.arch import Architecture, Layer
 from qnas.models import build_model
@@ -40,14 +39,6 @@ def random_arch(rng: np.random.Generator, kind: str) -> Architecture:
     # binary, or without float) layers are as common in the fit as mixed ones.
     pool = rng.choice(6, size=int(rng.integers(1, 3)), replace=False) if rng.random() < 0.5 else np.arange(6)
     return Architecture(tuple(Layer(w, int(rng.choice(pool))) for w in widths))
-
-
-def randomise(model: tf.keras.Model, rng: np.random.Generator) -> None:
-    for layer in model.layers:
-        if isinstance(layer, tf.keras.layers.BatchNormalization):
-            n = layer.gamma.shape[0]
-            layer.set_weights([rng.uniform(0.5, 1.5, n), rng.normal(0, 0.3, n), rng.normal(0, 0.3, n),
-                               rng.uniform(0.5, 2.0, n)])
 
 
 def features(target, arch: Architecture, space) -> tuple[dict[str, float], float]:
@@ -85,7 +76,7 @@ def main(argv: list[str] | None = None) -> int:
                 space = get_space("conv" if i % 2 else "mlp")
                 arch = random_arch(rng, space.kind)
                 model = build_model(space, arch, INPUT_SHAPE, CLASSES)
-                randomise(model, rng)
+                randomise_batchnorm(model, rng)
                 path = target.export(model, space, arch, Path(tmp) / f"m{i}.tflite", images)
                 size = path.stat().st_size
                 f, exact = features(target, arch, space)

@@ -3,6 +3,7 @@ import json
 import math
 import os
 import sys
+from collections import Counter
 from dataclasses import replace
 
 import numpy as np
@@ -16,6 +17,8 @@ from qnas.models import arch_bits, build_model
 from qnas.parent import Parent
 from qnas.spaces import get_space
 from qnas.targets import default_target, get_target, target_names
+from qnas.targets.cells import micro_graph, tflite_op_counts
+from qnas.targets.deploy import deploy_model
 from qnas.targets.flatbuffer import read_tflite
 from qnas.targets.fold import DeployGraph, fold_model, snap_bias
 from qnas.targets.latency import LatencyTable
@@ -130,6 +133,27 @@ def test_predicted_bytes_match_the_exported_file(name, space_name, data, tmp_pat
     else:  # every layer int8, no float weights left
         assert len(int8_kernels) == len(arch)
         assert not any(c.dtype == "FLOAT32" and np.prod(c.shape) > CLASSES for c in contents.constants)
+
+
+@needs_lce
+def test_a_micro_network_ships_as_priced_and_computes_what_keras_computes(data, tmp_path):
+    """Binary convolutions, a float separable one, both poolings and identities, deployed as train_arc deploys."""
+    tf.keras.utils.set_random_seed(0)
+    space = get_space("micro").with_options(types=(0, 1))
+    arch = space.parse("0 10 1 0 2 2 0 4 0 3 1 11 2 4 1 10")  # two nodes a cell
+    model = space.build(arch, SHAPE, CLASSES)
+    model.compile(tf.keras.optimizers.legacy.Adam(3e-3), "sparse_categorical_crossentropy")
+    x, y, xt, _ = data
+    model.fit(x[:64], y[:64], epochs=1, batch_size=32, verbose=0)  # BatchNorm gets statistics of its own
+    record = deploy_model(model, space, arch, "lce", tmp_path, x, xt[:16], latency_repeats=2)
+    size = (tmp_path / record["path"]).stat().st_size
+    assert record["bytes"] == size and abs(record["predicted_bytes"] - size) <= max(0.05 * size, 2048), record
+    assert record["top1_agreement"] == 1.0 and record["agreement_images"] == 16  # the file computes what Keras does
+    assert record["latency_ms"]["single_ms"] > 0 and record["layers"] == []
+    ops = read_tflite(tmp_path / record["path"]).ops
+    target = get_target("lce")
+    assert Counter(ops) == tflite_op_counts(micro_graph(space, arch, SHAPE, CLASSES, target.cell_precision))
+    assert ops.count("LceBconv2d") == 7 and ops.count("DEPTHWISE_CONV_2D") == 3  # 3 normal, 2 reduction cells
 
 
 # -- exact export ------------------------------------------------------------------------------------------

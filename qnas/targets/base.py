@@ -125,6 +125,10 @@ class Target(ABC):
     def runs_as(self, type_code: int, first: bool, kind: str) -> str:
         """The precision a layer of this type and position runs at in the target's artifact."""
 
+    def cell_precision(self, type_code: int) -> str:
+        """How a cell network's file stores a full convolution of this type (default: as a later chain layer runs)."""
+        return self.runs_as(type_code, False, "conv")
+
     def plan(self, slots: Sequence[LayerSlot]) -> list[str]:
         """How each layer runs in context (default: ``runs_as`` layer by layer; a target may look at neighbours)."""
         return [self.runs_as(s.type_code, s.first, s.kind) for s in slots]
@@ -171,8 +175,7 @@ class Target(ABC):
         """The predicted size of the target's file for ``arch`` (bytes)."""
         if space.family != "chain":
             self.require_space(space)
-            return predict_cell_bytes(self.cell_bytes, space, arch, input_shape, num_classes,
-                                      lambda type_code: self.runs_as(type_code, False, "conv"))
+            return predict_cell_bytes(self.cell_bytes, space, arch, input_shape, num_classes, self.cell_precision)
         slots = self.slots(arch, space, input_shape)
         total = self.overhead_bytes(space.kind) + self.file_bytes(slots, space.kind)
         total += sum(self.layer_cost(s).bytes for s in slots)

@@ -14,6 +14,11 @@ mlp and conv architectures of every type, exported with this target; the worst e
 BENCHMARKS.md, section ``targets``). Weights are counted exactly; the constants are the format's
 per-channel numbers (int32 bias, float scale and int64 zero point for weights and bias) and the
 records (tensor names, shapes, operators) each layer adds.
+
+Micro-cell networks are converted as they are (``write_keras``: no folding, so nothing runs as int8): binary
+convolutions are bit-packed and every other weight stays float32 (``cell_precision``). Their bytes are counted
+operator by operator (``qnas.targets.cells``) with the constants ``CELL_BYTES``, fitted by
+``bench/fit_cell_bytes.py`` (BENCHMARKS.md, section ``cell-bytes``).
 """
 from __future__ import annotations
 
@@ -39,10 +44,11 @@ BYTES = {
     "uses_int8": -172.3, "uses_binary": -80.5, "uses_float": -2.1,  # per file, corrections to the above
 }
 
-# micro cells (qnas.targets.cells), fitted by bench/fit_cell_bytes.py
-CELL_BYTES = {"file": 1367.3, "binary_op": 821.5, "binary_channel": 7.4, "float_op": 231.6, "float_channel": 2.5,
-              "pool_op": 294.5, "add_op": 200.0, "cell": 400.0, "cell_channel": 8.0, "adapt_pool": 294.5,
-              "tile": 200.0}
+# micro cells (qnas.targets.cells), fitted by bench/fit_cell_bytes.py: per operator (its records) and per channel
+CELL_BYTES = {"file": 836.9, "conv_op": 345.6, "conv_channel": 4.0, "depthwise_op": 262.8, "zero_bias_channel": 7.1,
+              "binary_op": 597.6, "binary_channel": 7.6, "sign_op": 156.7, "ternary_op": 459.4, "dorefa_op": 563.4,
+              "relu_op": 100.5, "pool_op": 161.4, "add_op": 133.2, "scale_op": 143.6, "cell": 558.0,
+              "cell_channel": 4.9, "tile": 188.6, "scalar": 21.9, "opcode": 41.2}
 
 
 class LceTarget(Target):
@@ -67,6 +73,14 @@ class LceTarget(Target):
 
     def default_types(self) -> tuple[int, ...]:
         return (0, 1, 5)
+
+    def cell_precision(self, type_code: int) -> str:
+        """Cell networks are converted as they are (no folding to int8): only binary convolutions are bit-packed.
+
+        A ternary convolution keeps its float kernel (its values ternary, stored at 32 bits), as the
+        separable convolutions of every type do.
+        """
+        return "binary" if type_code == 1 else "float32"
 
     def plan(self, slots) -> list[str]:
         """``runs_as``, except that a float32 layer between two int8 layers runs as int8.
