@@ -67,9 +67,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--warmup_epochs", type=int,
                    help="epochs that train the shared weights only, before the strategies' first update "
                         "(default: a quarter of --epochs, 5 of 20)")
-    p.add_argument("--controller_lr", type=float, default=1e-2, help="controller's Adam learning rate (default %(default)s)")
-    p.add_argument("--tanh_constant", type=float, default=5.0,
-                   help="controller logits are squashed to c * tanh(logits / T): c (default %(default)s)")
+    p.add_argument("--controller_lr", type=float, help="controller's Adam learning rate (default 1e-2; micro 3.5e-3)")
+    p.add_argument("--tanh_constant", type=float,
+                   help="controller logits are squashed to c * tanh(logits / T): c (default 5; micro 1.5)")
     p.add_argument("--controller_temperature", type=float, help="... and T (default: none)")
     p.add_argument("--entropy_weight", type=float, default=1e-4,
                    help="weight of the controller's entropy bonus (default %(default)s)")
