@@ -25,7 +25,7 @@ def build_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--space", default=DEFAULT_SPACE,
                    help="search space: mlp, conv or micro (ENAS cells; bounded defaults: 20 epochs, --max_minutes 24, "
-                        "--max_kib 60, --lr 6e-3, --reward_weights 1,0,0.1) (default %(default)s)")
+                        "--max_kib 63, --lr 6e-3, --reward_weights 1,0,0.1) (default %(default)s)")
     p.add_argument("--num_layers", type=int, help="hidden layers to search (default: the space's, mlp 2, conv 4)")
     p.add_argument("--widths", help="candidate widths, comma-separated (default: mlp 16..512, conv 8..128)")
     p.add_argument("--types", help="candidate layer types, codes or names, comma-separated (default: those that are "
@@ -51,7 +51,7 @@ def build_parser() -> argparse.ArgumentParser:
                         "Without --types the search keeps the types that are smaller on the target; its per-layer "
                         "latency table on this machine predicts the ms of --max_ms and the latency weight")
     p.add_argument("--max_kib", type=float,
-                   help="size budget: architectures above it are penalised and never picked (default: none; micro 60)")
+                   help="size budget: architectures above it are penalised and never picked (default: none; micro 63)")
     p.add_argument("--max_ms", type=float, metavar="MS",
                    help="latency budget: architectures whose single-image latency on --target, predicted by its "
                         "per-layer table of this machine (measured once, cached in --cache_dir), exceeds MS "

@@ -44,7 +44,7 @@ def test_micro_search_then_retrain_on_cifar_shaped_data(cifar_like, tmp_path, ca
     result = json.loads((out / "result.json").read_text())
     assert "standardised per channel" in printed and "# normal cell" in printed and "# reduction cell" in printed
     assert result["retrain_command"] in printed and "--space micro" in result["retrain_command"]
-    assert len(result["best_arch"].split()) == 40 and result["config"]["max_kib"] == 60.0  # the space's defaults
+    assert len(result["best_arch"].split()) == 40 and result["config"]["max_kib"] == 63.0  # the space's defaults
     assert len(result["input_standardisation"]["mean"]) == 3
     config = json.loads((out / "config.json").read_text())
     assert config["run"]["num_nodes"] == 5 and config["run"]["types"] == [1]
