@@ -28,7 +28,7 @@ from collections.abc import Sequence
 import numpy as np
 import tensorflow as tf
 
-from enas.supernet import ChildResult
+from enas.supernet import ChildScoring
 from qnas.micro_arch import MicroArchitecture, is_conv, is_separable, op_kernel, op_type
 from qnas.micro_net import SLOTS, STEM_KERNEL, CellPlan, image_shape, live_cells, op_prefix, plan_cells
 from qnas.spaces.micro import MicroSpace
@@ -38,7 +38,7 @@ from quantize.types import LAYER_TYPES
 BNStats = dict[str, tuple[tf.Tensor, tf.Tensor]]
 
 
-class MicroSupernet(tf.Module):
+class MicroSupernet(ChildScoring, tf.Module):
     """Shared weights for every child of a ``MicroSpace`` on inputs of ``input_shape``."""
 
     def __init__(self, space: MicroSpace, input_shape: Sequence[int], num_classes: int, seed: int = 0,
@@ -217,32 +217,6 @@ class MicroSupernet(tf.Module):
         self.step.assign_add(1)
         correct = int(tf.reduce_sum(tf.cast(tf.equal(tf.argmax(logits, 1, output_type=tf.int32), y), tf.int32)))
         return {"loss": float(loss), "correct": correct, "grad_norm": float(grad_norm)}
-
-    # ------------------------------------------------------------------ evaluation
-    def calibrate(self, arch: MicroArchitecture, x_calib: np.ndarray) -> BNStats:
-        """The child's own BatchNorm statistics, measured on a batch of training images."""
-        return self._forward(tf.convert_to_tensor(x_calib), self._child(arch))[2]
-
-    def predict_logits(self, arch: MicroArchitecture, x: np.ndarray, bn_stats: BNStats) -> np.ndarray:
-        """Logits of a calibrated child in inference mode."""
-        return self._forward(tf.convert_to_tensor(x), self._child(arch), bn_stats)[0].numpy()
-
-    def evaluate(self, arch: MicroArchitecture, x: np.ndarray, y: np.ndarray, bn_stats: BNStats,
-                 x_probe: np.ndarray | None = None, batch_size: int = 1000) -> ChildResult:
-        """Accuracy and loss of a calibrated child in inference mode, plus its cell outputs on ``x_probe``."""
-        arch = self._child(arch)
-        correct, total_loss = 0, 0.0
-        for start in range(0, len(x), batch_size):
-            logits = self._forward(tf.convert_to_tensor(x[start:start + batch_size]), arch, bn_stats)[0]
-            yb = y[start:start + batch_size]
-            correct += int(np.sum(np.argmax(logits.numpy(), 1) == yb))
-            total_loss += float(tf.reduce_sum(tf.keras.losses.sparse_categorical_crossentropy(
-                yb, logits, from_logits=True)))
-        embeddings: list[np.ndarray] = []
-        if x_probe is not None:
-            embs = self._forward(tf.convert_to_tensor(x_probe), arch, bn_stats)[1]
-            embeddings = [e.numpy().reshape(len(x_probe), -1) for e in embs]
-        return ChildResult(accuracy=correct / len(x), loss=total_loss / len(x), embeddings=embeddings)
 
     # ------------------------------------------------------------------ export
     def export_child(self, arch: MicroArchitecture, bn_stats: BNStats, name: str = "child") -> tf.keras.Model:

@@ -37,6 +37,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass
+from typing import Any
 
 import numpy as np
 import tensorflow as tf
@@ -63,7 +64,40 @@ class ChildResult:
     embeddings: list[np.ndarray]
 
 
-class Supernet(tf.Module):
+class ChildScoring:
+    """Calibrating and scoring one child of a supernet: shared by the chain and the cell supernets.
+
+    The supernet provides ``_child(arch)`` (the child's weights) and ``_forward(x, child, bn_stats)``, which
+    returns ``(logits, embeddings, batch statistics, ...)``; statistics are whatever that supernet keeps.
+    """
+
+    def calibrate(self, arch, x_calib: np.ndarray) -> Any:
+        """The child's own BatchNorm statistics, measured on a batch of training images."""
+        return self._forward(tf.convert_to_tensor(x_calib), self._child(arch))[2]
+
+    def predict_logits(self, arch, x: np.ndarray, bn_stats: Any) -> np.ndarray:
+        """Logits of a calibrated child in inference mode."""
+        return self._forward(tf.convert_to_tensor(x), self._child(arch), bn_stats)[0].numpy()
+
+    def evaluate(self, arch, x: np.ndarray, y: np.ndarray, bn_stats: Any,
+                 x_probe: np.ndarray | None = None, batch_size: int = 1000) -> ChildResult:
+        """Accuracy and loss of a calibrated child in inference mode, plus its block outputs on ``x_probe``."""
+        child = self._child(arch)
+        correct, total_loss = 0, 0.0
+        for start in range(0, len(x), batch_size):
+            logits = self._forward(tf.convert_to_tensor(x[start:start + batch_size]), child, bn_stats)[0]
+            yb = y[start:start + batch_size]
+            correct += int(np.sum(np.argmax(logits.numpy(), 1) == yb))
+            total_loss += float(tf.reduce_sum(tf.keras.losses.sparse_categorical_crossentropy(
+                yb, logits, from_logits=True)))
+        embeddings: list[np.ndarray] = []
+        if x_probe is not None:
+            embs = self._forward(tf.convert_to_tensor(x_probe), child, bn_stats)[1]
+            embeddings = [e.numpy().reshape(len(x_probe), -1) for e in embs]
+        return ChildResult(accuracy=correct / len(x), loss=total_loss / len(x), embeddings=embeddings)
+
+
+class Supernet(ChildScoring, tf.Module):
     """Shared weights for every child of ``space`` on inputs of ``input_shape``."""
 
     def __init__(self, space: SearchSpace, input_shape: Sequence[int], num_classes: int, seed: int = 0,
@@ -309,32 +343,6 @@ class Supernet(tf.Module):
         self.step.assign_add(1)
         correct = int(tf.reduce_sum(tf.cast(tf.equal(tf.argmax(logits, 1, output_type=tf.int32), y), tf.int32)))
         return {"loss": float(loss), "correct": correct, "grad_norm": float(grad_norm)}
-
-    # ------------------------------------------------------------------ evaluation
-    def calibrate(self, arch: Architecture, x_calib: np.ndarray) -> BNStats:
-        """The child's own BatchNorm statistics, measured on a batch of training images."""
-        return self._forward(tf.convert_to_tensor(x_calib), self._child(arch))[2]
-
-    def predict_logits(self, arch: Architecture, x: np.ndarray, bn_stats: BNStats) -> np.ndarray:
-        """Logits of a calibrated child in inference mode."""
-        return self._forward(tf.convert_to_tensor(x), self._child(arch), bn_stats)[0].numpy()
-
-    def evaluate(self, arch: Architecture, x: np.ndarray, y: np.ndarray, bn_stats: BNStats,
-                 x_probe: np.ndarray | None = None, batch_size: int = 1000) -> ChildResult:
-        """Accuracy and loss of a calibrated child in inference mode, plus its embeddings on ``x_probe``."""
-        child = self._child(arch)
-        correct, total_loss = 0, 0.0
-        for start in range(0, len(x), batch_size):
-            logits = self._forward(tf.convert_to_tensor(x[start:start + batch_size]), child, bn_stats)[0]
-            yb = y[start:start + batch_size]
-            correct += int(np.sum(np.argmax(logits.numpy(), 1) == yb))
-            total_loss += float(tf.reduce_sum(tf.keras.losses.sparse_categorical_crossentropy(
-                yb, logits, from_logits=True)))
-        embeddings: list[np.ndarray] = []
-        if x_probe is not None:
-            embs = self._forward(tf.convert_to_tensor(x_probe), child, bn_stats)[1]
-            embeddings = [e.numpy().reshape(len(x_probe), -1) for e in embs]
-        return ChildResult(accuracy=correct / len(x), loss=total_loss / len(x), embeddings=embeddings)
 
     # ------------------------------------------------------------------ export
     def export_child(self, arch: Architecture, bn_stats: BNStats, name: str = "child") -> tf.keras.Model:
