@@ -156,6 +156,34 @@ def test_a_micro_network_ships_as_priced_and_computes_what_keras_computes(data, 
     assert ops.count("LceBconv2d") == 7 and ops.count("DEPTHWISE_CONV_2D") == 3  # 3 normal, 2 reduction cells
 
 
+@needs_lce
+def test_binary_convolutions_larger_than_their_input_ship_exactly(tmp_path):
+    """LCE miscomputes zero padding where a kernel exceeds its input (5x5 on 4x4, 3x3 on 2x2): the lce target
+    rewrites those convolutions (``qnas.targets.lce_padding``), so the file agrees with Keras, priced as it ships."""
+    tf.keras.utils.set_random_seed(1)
+    space = get_space("micro").with_options(types=(0, 1))
+    arch = space.parse("0 11 1 10 2 3 0 4 0 10 1 11 2 2 0 10")  # binary 3x3 and 5x5 convolutions on 8x8, 4x4, 2x2
+    shape, classes = (8, 8, 3), 10
+    model = space.build(arch, shape, classes)
+    rng = np.random.default_rng(1)
+    x = rng.normal(size=(64, *shape)).astype(np.float32)  # standardised colour images: negative and positive
+    for layer in model.layers:  # BatchNorm statistics of the data, shifted and scaled a little, as after training
+        if isinstance(layer, tf.keras.layers.BatchNormalization):
+            h = tf.keras.Model(model.inputs, layer.input).predict(x, verbose=0)
+            mean, var = h.mean(axis=(0, 1, 2)), h.var(axis=(0, 1, 2))
+            n = len(mean)
+            layer.set_weights([rng.uniform(0.5, 2, n), rng.normal(size=n), mean + 0.3 * np.sqrt(var) * rng.normal(size=n),
+                               var * rng.uniform(0.5, 2, n)])
+    target = get_target("lce")
+    path = target.export(model, space, arch, tmp_path / "m.tflite", x)
+    assert top1_agreement(model, target, path, x) >= 0.99
+    np.testing.assert_allclose(target.predict(path, x), model.predict(x, verbose=0), atol=1e-3)
+    size = path.stat().st_size
+    assert abs(target.predict_bytes(arch, space, shape, classes) - size) <= max(0.05 * size, 2048)
+    ops = read_tflite(path).ops
+    assert Counter(ops) == tflite_op_counts(micro_graph(space, arch, shape, classes, target.cell_precision))
+
+
 # -- exact export ------------------------------------------------------------------------------------------
 
 @pytest.mark.parametrize("space_name", ["mlp", "conv"])

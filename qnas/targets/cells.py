@@ -13,7 +13,9 @@ The operators are those the converter writes for the Keras model as it is (``mic
 BatchNorm into the convolution before it (a float bias; LCE's binary convolutions a multiplier and a bias),
 computes an activation or input quantizer once per tensor it reads (several operations reading the same
 tensor share one ReLU, sign or DoReFa rounding; equal poolings of one tensor, and equal adaptations of a cell
-input, are one), fuses a ReLU into the addition that feeds nothing else, and drops a cell input no node reads.
+input, are one), fuses a ReLU into the addition that feeds nothing else, and drops a cell input no node reads. A node with a
+binary convolution whose kernel is larger than its input adds a constant (height x width x channels floats)
+after its addition, which fixes LCE's zero padding there (``pad_fix``, ``qnas.targets.lce_padding``).
 ``cell_features`` counts them; the constants of each target were fitted by ``bench/fit_cell_bytes.py`` to
 files its converter wrote (fit and worst error in BENCHMARKS.md, section ``cell-bytes``).
 """
@@ -27,6 +29,7 @@ from dataclasses import dataclass
 from qnas.micro_arch import MicroArchitecture, is_conv, is_separable, op_kernel, op_type
 from qnas.micro_net import STEM_KERNEL, image_shape, live_cells, plan_cells
 from qnas.spaces.micro import MicroSpace
+from qnas.targets.lce_padding import needs_padding_fix
 from quantize.types import LAYER_TYPES
 
 # feature names (operator kinds, their channels, per-file tables) that ``cell_features`` counts
@@ -40,7 +43,7 @@ TFLITE_OPS = {
     "sign": ("LceQuantize",), "ternary": ("ADD", "LceQuantize", "LceDequantize"),
     "dorefa": ("MINIMUM", "RELU", "MUL", "ROUND"), "relu": ("RELU",), "avg": ("AVERAGE_POOL_2D",),
     "max": ("MAX_POOL_2D",), "adapt_pool": ("AVERAGE_POOL_2D",), "stem_pool": ("MAX_POOL_2D",), "add": ("ADD",),
-    "scale": ("MUL",), "bn": ("MUL", "ADD"), "tile": ("CONCATENATION",),
+    "scale": ("MUL",), "bn": ("MUL", "ADD"), "tile": ("CONCATENATION",), "pad_fix": ("ADD",),
     "head": ("MEAN", "FULLY_CONNECTED", "SOFTMAX"),
 }
 _DROPPED = -2  # the output of a cell left out
@@ -106,6 +109,11 @@ def _operation(g: _Graph, x: int, code: int, f: int, precision: Callable[[int], 
     return g.add("conv", [g.add("ternary" if type_code == 2 else "sign", [x])], f, weight_bytes(stored, f, f, k * k))
 
 
+def _pad_fix(code: int, precision: Callable[[int], str]) -> bool:
+    """Whether ``code`` is a bit-packed full convolution (zero-padded: fixed when its kernel exceeds its input)."""
+    return is_conv(code) and not is_separable(code) and precision(op_type(code)) == "binary"
+
+
 def micro_graph(space: MicroSpace, arch: MicroArchitecture, input_shape: Sequence[int], num_classes: int,
                 precision: Callable[[int], str]) -> list[GraphOp]:
     """The operations of the file a converter writes for ``space.build(arch, ...)``, as the module docstring says.
@@ -134,7 +142,11 @@ def micro_graph(space: MicroSpace, arch: MicroArchitecture, input_shape: Sequenc
         for node in nodes:
             outs = [_operation(g, states[i], code, f, precision) for i, code in ((node.in1, node.op1),
                                                                               (node.in2, node.op2))]
-            states.append(g.add("add", outs))
+            out = g.add("add", outs)
+            if any(_pad_fix(code, precision) and needs_padding_fix((op_kernel(code),) * 2, plan.size)
+                   for code in (node.op1, node.op2)):  # LCE's zero padding, fixed (qnas.targets.lce_padding)
+                out = g.add("pad_fix", [out], f, weight_bytes("float32", plan.size[0] * plan.size[1], f, 1))
+            states.append(out)
         ends = [states[i] for i in arch.loose_ends(plan.kind)]
         out = ends[0]
         for end in ends[1:]:
@@ -190,6 +202,8 @@ def cell_features(space: MicroSpace, arch: MicroArchitecture, input_shape: Seque
                 counts[f"{kinds[op.kind]}_channel"] += op.channels
         elif op.kind in ("sign", "ternary", "dorefa", "relu", "add"):
             counts[f"{op.kind}_op"] += 1
+        elif op.kind == "pad_fix":  # an addition of a constant (its weight bytes)
+            counts["add_op"] += 1
         elif op.kind in ("avg", "max", "adapt_pool", "stem_pool"):
             counts["pool_op"] += 1
         elif op.kind == "scale":

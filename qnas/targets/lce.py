@@ -16,7 +16,9 @@ per-channel numbers (int32 bias, float scale and int64 zero point for weights an
 records (tensor names, shapes, operators) each layer adds.
 
 Micro-cell networks are converted as they are (``write_keras``: no folding, so nothing runs as int8): binary
-convolutions are bit-packed and every other weight stays float32 (``cell_precision``). Their bytes are counted
+convolutions are bit-packed and every other weight stays float32 (``cell_precision``); a binary convolution whose
+kernel is larger than its input is padded with ones plus a constant, as LCE miscomputes zero padding there
+(``qnas.targets.lce_padding``). Their bytes are counted
 operator by operator (``qnas.targets.cells``) with the constants ``CELL_BYTES``, fitted by
 ``bench/fit_cell_bytes.py`` (BENCHMARKS.md, section ``cell-bytes``).
 """
@@ -142,7 +144,9 @@ class LceTarget(Target):
     def write_keras(self, model, path: str | Path) -> Path:
         import larq_compute_engine as lce
 
-        return convert_keras_and_write(model, path, lce.convert_keras_model)
+        from qnas.targets.lce_padding import exact_zero_padding
+
+        return convert_keras_and_write(exact_zero_padding(model), path, lce.convert_keras_model)
 
     def _interpreter(self, path: str | Path, threads: int):
         from larq_compute_engine.tflite.python.interpreter import Interpreter
