@@ -3,6 +3,9 @@ import os
 import sys
 from pathlib import Path
 
+import numpy as np
+import pytest
+
 os.environ.setdefault("TF_USE_LEGACY_KERAS", "1")
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
@@ -11,3 +14,22 @@ if str(ROOT) not in sys.path:
     sys.path.insert(0, str(ROOT))
 
 SHARED_MNIST = ROOT.parent / "shared" / "data" / "mnist-10k.npz"
+
+
+def _bands(rng, n):
+    """Three classes of 8x8 images, told apart by which band of rows is bright."""
+    y = rng.integers(0, 3, n)
+    x = rng.random((n, 8, 8)) * 0.4
+    for c in range(3):
+        x[y == c, 2 * c:2 * c + 3, :] += 0.6
+    return (np.clip(x, 0, 1) * 255).astype(np.uint8), y.astype(np.int64)
+
+
+@pytest.fixture(scope="module")
+def data_file(tmp_path_factory):
+    """A tiny .npz of three easy classes (240 training, 60 test images) for end-to-end runs."""
+    rng = np.random.default_rng(0)
+    (x_train, y_train), (x_test, y_test) = _bands(rng, 240), _bands(rng, 60)
+    path = tmp_path_factory.mktemp("data") / "synthetic.npz"
+    np.savez(path, x_train=x_train, y_train=y_train, x_test=x_test, y_test=y_test)
+    return path

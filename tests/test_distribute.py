@@ -6,7 +6,6 @@ import sys
 import textwrap
 from pathlib import Path
 
-import numpy as np
 import pytest
 from conftest import ROOT
 
@@ -17,23 +16,6 @@ from qnas.errors import UserInputError
 
 TWO_WORKERS = {"cluster": {"worker": ["localhost:2222", "localhost:2223"]}, "task": {"type": "worker", "index": 1}}
 
-
-def _split(rng, n):
-    """Three classes of 8x8 images, told apart by which band of rows is bright."""
-    y = rng.integers(0, 3, n)
-    x = rng.random((n, 8, 8)) * 0.4
-    for c in range(3):
-        x[y == c, 2 * c:2 * c + 3, :] += 0.6
-    return (np.clip(x, 0, 1) * 255).astype(np.uint8), y.astype(np.int64)
-
-
-@pytest.fixture(scope="module")
-def data_file(tmp_path_factory):
-    rng = np.random.default_rng(0)
-    (x_train, y_train), (x_test, y_test) = _split(rng, 240), _split(rng, 60)
-    path = tmp_path_factory.mktemp("data") / "synthetic.npz"
-    np.savez(path, x_train=x_train, y_train=y_train, x_test=x_test, y_test=y_test)
-    return path
 
 
 def _run(script: str, timeout: int = 600) -> subprocess.CompletedProcess:

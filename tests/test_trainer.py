@@ -32,23 +32,6 @@ from qnas.trainer import (
 ARCH = "12 1 8 2"
 
 
-def _split(rng, n):
-    """Three classes of 8x8 images, told apart by which band of rows is bright."""
-    y = rng.integers(0, 3, n)
-    x = rng.random((n, 8, 8)) * 0.4
-    for c in range(3):
-        x[y == c, 2 * c:2 * c + 3, :] += 0.6
-    return (np.clip(x, 0, 1) * 255).astype(np.uint8), y.astype(np.int64)
-
-
-@pytest.fixture(scope="module")
-def data_file(tmp_path_factory):
-    rng = np.random.default_rng(0)
-    (x_train, y_train), (x_test, y_test) = _split(rng, 240), _split(rng, 60)
-    path = tmp_path_factory.mktemp("data") / "synthetic.npz"
-    np.savez(path, x_train=x_train, y_train=y_train, x_test=x_test, y_test=y_test)
-    return path
-
 
 def _config(data_file, out, **kw):
     base = {"arch": ARCH, "space": "mlp", "data_path": str(data_file), "max_epochs": 3, "batch_size": 32,
