@@ -30,16 +30,16 @@ import time
 from pathlib import Path
 
 import numpy as np
-from common import DEFAULT_DATA, ROOT, log, write_section
-from enas.arch import Architecture, Layer, parse_arch
-from enas.data import load_dataset
-from enas.models import build_model
-from enas.space import get_space
-from enas.trainer import TrainConfig, train_architecture
+from common import DEFAULT_DATA, ROOT, log, randomise_batchnorm, write_section
 
+from qnas.arch import Architecture, Layer, parse_arch
+from qnas.data import load_dataset
+from qnas.models import build_model
+from qnas.spaces import get_space
 from qnas.targets import get_target
 from qnas.targets.latency import LatencyTable, machine_id
 from qnas.targets.measure import measure_latency, top1_agreement
+from qnas.trainer import TrainConfig, train_architecture
 from quantize.types import LAYER_TYPES
 
 REFERENCE = {"conv": "32 {t} 64 {t} 64 {t} 64 {t}", "mlp": "256 {t} 256 {t}"}
@@ -109,7 +109,7 @@ def latency_part(args, data, tables: dict[str, LatencyTable], raw: dict) -> str:
             for i, (space_name, arch) in enumerate(archs):
                 space = get_space(space_name)
                 model = build_model(space, arch, data.input_shape, data.num_classes)
-                _randomise(model, rng)
+                randomise_batchnorm(model, rng)
                 path = target.export(model, space, arch, Path(tmp) / f"m{i}.tflite", data.x_train)
                 paths.append(path)
                 predicted = tables[name].predict(arch, space, data.input_shape, data.num_classes)
@@ -148,16 +148,6 @@ def latency_part(args, data, tables: dict[str, LatencyTable], raw: dict) -> str:
         log(rows[-1])
     return "\n".join(rows)
 
-
-def _randomise(model, rng: np.random.Generator) -> None:
-    """BatchNorm statistics of a trained-looking model (latency and size do not depend on the values)."""
-    import tensorflow as tf
-
-    for layer in model.layers:
-        if isinstance(layer, tf.keras.layers.BatchNormalization):
-            n = layer.gamma.shape[0]
-            layer.set_weights([rng.uniform(0.5, 1.5, n), rng.normal(0, 0.3, n), rng.normal(0, 0.3, n),
-                               rng.uniform(0.5, 2.0, n)])
 
 
 def main(argv: list[str] | None = None) -> int:
