@@ -1,6 +1,6 @@
 """Shift augmentation of digits when retraining: train_arc with ``--no-augment`` against ``--augment``, paired by seed.
 
-    python bench/bench_augment.py [--seeds 0,1,2] [--max_epochs 30]
+    python bench/bench_augment.py [--seeds 0,1,2] [--micro_seeds 0] [--max_epochs 30]
 
 Each architecture is one the default searches printed (conv on lce and on tflite_int8, micro) or the float
 baseline, retrained with its printed ``train_arc.py`` command (``--distill`` included) once without and once
@@ -42,13 +42,15 @@ def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--data", default=DEFAULT_DATA)
     p.add_argument("--seeds", default="0,1,2")
+    p.add_argument("--micro_seeds", default="0", help="seeds of the micro case (its retrains take 3x longer)")
     p.add_argument("--max_epochs", type=int, default=30)
     p.add_argument("--out", default=str(ROOT / "runs" / "bench" / "augment"))
     args = p.parse_args(argv)
-    out, seeds = Path(args.out), [int(s) for s in args.seeds.split(",")]
-    rows, summary = [], []
+    out = Path(args.out)
+    rows, summary, conv_diffs = [], [], []
     for label, arch, space, extra in CASES:
         accuracy: dict[bool, list[float]] = {False: [], True: []}
+        seeds = [int(s) for s in (args.micro_seeds if space == "micro" else args.seeds).split(",")]
         for seed in seeds:
             for augment in (False, True):
                 run = out / f"{space}-{arch.replace(' ', '_')[:40]}-seed{seed}-{'aug' if augment else 'plain'}"
@@ -64,20 +66,23 @@ def main(argv: list[str] | None = None) -> int:
             rows.append(f"| {label} | {seed} | {accuracy[False][-1]:.4f} | {accuracy[True][-1]:.4f} | "
                         f"{100 * (accuracy[True][-1] - accuracy[False][-1]):+.2f} |")
             log(rows[-1])
+        diffs = [a - b for a, b in zip(accuracy[True], accuracy[False])]
+        conv_diffs += diffs if space == "conv" else []
         summary.append(f"| {label} | `{arch}` | {np.mean(accuracy[False]):.4f} | {np.mean(accuracy[True]):.4f} | "
-                       f"{paired([a - b for a, b in zip(accuracy[True], accuracy[False])])} |")
+                       f"{paired(diffs)} |")
     flags = {label: " ".join(extra) for label, _, _, extra in CASES}
     write_section("augment", f"""## Shifted digits when retraining (`--augment`)
 
-`python bench/bench_augment.py --seeds {args.seeds} --max_epochs {args.max_epochs}`: mnist-10k, each architecture
-retrained by `train_arc.py -fixed_arc ARCH --space SPACE --data ../shared/data/mnist-10k.npz --seed S` with the
+`python bench/bench_augment.py --seeds {args.seeds} --micro_seeds {args.micro_seeds} --max_epochs {args.max_epochs}`:
+mnist-10k, each architecture retrained by `train_arc.py -fixed_arc ARCH --space SPACE --data ../shared/data/mnist-10k.npz --seed S` with the
 flags its search printed, once with `--no-augment` and once with `--augment` (random shifts of up to 3 pixels,
 no flips), {args.max_epochs} epochs at most. The difference is paired by seed (test accuracy, points, mean with
-its 95% interval over {len(seeds)} seeds, t distribution).
+its 95% interval over the seeds, t distribution; the micro case on seeds {args.micro_seeds} only).
 
 | architecture | arch | test acc, plain | test acc, shifted | shifted minus plain (points) |
 |---|---|---|---|---|
 {chr(10).join(summary)}
+| every conv-space pair | | | | {paired(conv_diffs)} |
 
 Per seed:
 
