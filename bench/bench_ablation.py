@@ -126,6 +126,7 @@ def main() -> int:
 
 `python bench/bench_ablation.py --runs {Path(args.runs).relative_to(ROOT) if Path(args.runs).is_relative_to(ROOT)
                                         else args.runs} --seeds {args.seeds} --retrain_epochs {args.retrain_epochs}\
+{' --settings "' + args.settings + '"' if args.settings != ";".join(SETTINGS) else ''}\
 {' --runs_other ' + args.runs_other if args.runs_other else ''}`
 
 For each seed, the random strategy's children of that seed's `bench_strategies.py` search (whose proposals do not
