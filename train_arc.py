@@ -21,7 +21,7 @@ import shlex
 import sys
 from typing import TYPE_CHECKING
 
-os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")  # ERROR lines too: TF prints harmless ones each epoch
 
 from qnas.distribute_flags import add_distribute_flags
 from qnas.parent_flags import add_parent_flags
@@ -99,8 +99,8 @@ def build_parser() -> argparse.ArgumentParser:
                              "bits: the theoretical count, no file) (default: the best installed, lce else tflite_int8; "
                              "printed at the start)")
     parser.add_argument("--augment", action=argparse.BooleanOptionalAction, default=None,
-                        help="padded random crops and horizontal flips of the training images (default: on for colour "
-                             "images, off for digits)")
+                        help="random shifts of the training images by up to an eighth of their size, and horizontal "
+                             "flips of colour images (never of digits) (default: on; --no-augment turns it off)")
     parser.add_argument("--no_tflite", dest="tflite", action="store_false",
                         help="skip the export (the target's predicted bytes are still recorded)")
     add_distribute_flags(parser, "the retrained model")

@@ -24,7 +24,7 @@ import math
 import shlex
 from pathlib import Path
 
-from bench_strategies import interval
+from bench_strategies import bytes_interval, interval
 from common import DEFAULT_DATA, ROOT, log, write_section
 
 import train_arc
@@ -77,7 +77,7 @@ def retrain(command: list[str], arch: str, out: Path, epochs: int) -> dict:
         if train_arc.main(cmd):
             raise SystemExit(f"train_arc failed for {arch}")
     record = json.loads((out / "result.json").read_text())
-    return {"test": record["metrics"]["test_accuracy"], "kib": record["size"]["kib"]}
+    return {"test": record["metrics"]["test_accuracy"], "bytes": record["deploy"]["predicted_bytes"]}
 
 
 def main() -> int:
@@ -115,29 +115,31 @@ def main() -> int:
                             args.retrain_epochs)
                 (other if is_other else results[s]).append(r)
                 per_seed.append(f"| {seed} | {'other supernet: ' if is_other else ''}{s} | `{arch}` | "
-                                f"{r['test']:.4f} | {r['kib']:.2f} |")
+                                f"{r['test']:.4f} | {r['bytes']:,} |")
                 log(per_seed[-1])
-    means = [f"| {s} | {interval([r['test'] for r in v])} | {interval([r['kib'] for r in v])} |"
+    means = [f"| {s} | {interval([r['test'] for r in v])} | {bytes_interval([r['bytes'] for r in v])} |"
              for s, v in results.items()]
     if other:
         means.append(f"| 1,0.05,0.5 on the `--runs_other` supernets | {interval([r['test'] for r in other])} | "
-                     f"{interval([r['kib'] for r in other])} |")
+                     f"{bytes_interval([r['bytes'] for r in other])} |")
     write_section("ablation", f"""## Reward-weight ablation: what the similarity and size terms buy
 
 `python bench/bench_ablation.py --runs {Path(args.runs).relative_to(ROOT) if Path(args.runs).is_relative_to(ROOT)
                                         else args.runs} --seeds {args.seeds} --retrain_epochs {args.retrain_epochs}\
+{' --settings "' + args.settings + '"' if args.settings != ";".join(SETTINGS) else ''}\
 {' --runs_other ' + args.runs_other if args.runs_other else ''}`
 
 For each seed, the random strategy's children of that seed's `bench_strategies.py` search (whose proposals do not
 depend on the reward) are ranked under each weight setting `w_acc,w_sim,w_size`; the ten best are re-scored on the
 whole validation split with the run's shared weights and the best is retrained with the run's printed `train_arc.py`
-command (`--max_epochs {args.retrain_epochs}`). Means over {len(seeds)} seeds with 95% intervals.
+command (`--max_epochs {args.retrain_epochs}`, digits shifted: `--augment`, the default). Means over {len(seeds)}
+seeds with 95% intervals. "Bytes": the deployment target's predicted model.tflite.
 
-| weights w_acc,w_sim,w_size | test acc after train_arc | KiB |
+| weights w_acc,w_sim,w_size | test acc after train_arc | bytes |
 |---|---|---|
 {chr(10).join(means)}
 
-| seed | weights | pick | test acc | KiB |
+| seed | weights | pick | test acc | bytes |
 |---|---|---|---|---|
 {chr(10).join(per_seed)}
 """)

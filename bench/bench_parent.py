@@ -67,7 +67,7 @@ def retrain(command: list[str], out: Path) -> dict:
             raise SystemExit(rc)
     record = json.loads((out / "result.json").read_text())
     return {"test": record["metrics"]["test_accuracy"], "kib": record["size"]["kib"],
-            "ratio": record["size"]["bits_ratio"]}
+            "bytes": record["deploy"]["predicted_bytes"]}
 
 
 def without(command: list[str], *flags: str) -> list[str]:
@@ -100,7 +100,7 @@ def main() -> int:
     parent, parent_acc = make_parent(args.data, work)
     small = make_small(args.data, work, args.small)
     log(f"parent: test accuracy {parent_acc:.4f}")
-    rows = []
+    rows, target, parent_bytes = [], "", 0
     for seed in (int(s) for s in args.seeds.split(",")):
         run = out / f"search-seed{seed}"
         argv = ["--space", "mlp", "--parent", str(parent), "--data", str(small), "--epochs", str(args.epochs),
@@ -111,6 +111,7 @@ def main() -> int:
             if rc:
                 return rc
         result = json.loads((run / "result.json").read_text())
+        target, parent_bytes = result["target"], result["parent_bytes"]
         command = shlex.split(result["retrain_command"])[2:]
         ways = [("from scratch (no parent)", "scratch", without(command, "--parent", "--distill")),
                 ("--parent (warm start only)", "warm", without(command, "--distill")),
@@ -118,8 +119,9 @@ def main() -> int:
                 ("--parent --distill --distill_features 0.1", "features", [*command, "--distill_features", "0.1"])]
         for label, name, cmd in ways:
             r = retrain(cmd, out / f"seed{seed}-{name}")
-            rows.append(f"| {seed} | `{result['best_arch']}` | {label} | {r['test']:.4f} | {r['kib']:.2f} | "
-                        f"{r['ratio']:.3f} | {'yes' if r['test'] >= parent_acc else 'no'} |")
+            rows.append(f"| {seed} | `{result['best_arch']}` | {label} | {r['test']:.4f} | {r['bytes']:,} | "
+                        f"{r['bytes'] / result['parent_bytes']:.3f} | {r['kib']:.2f} | "
+                        f"{'yes' if r['test'] >= parent_acc else 'no'} |")
             log(rows[-1])
     write_section("parent-knowledge", f"""## A parent that knows more than the training split
 
@@ -129,11 +131,17 @@ The user's parent: a float 784-256-256-10 MLP (1,050 KiB) trained on all 8,000 t
 **{parent_acc:.4f} test accuracy**. The user's data: only the first {args.small} of those images (10% for
 validation) and the same 2,000 test images. The search: `search_arc_mnist.py --space mlp --parent parent.keras
 --data small.npz --max_kib {args.max_kib:g} --epochs {args.epochs}` (else defaults); then the `train_arc.py` command it
-printed, unchanged, and three variants of it on the same architecture.
+printed, unchanged, and three variants of it on the same architecture. Bytes: the deployment target's
+({target}) predicted model.tflite, against the parent's {parent_bytes:,} on the same target; KiB: larq's
+theoretical count. Retraining shifts the digits (`--augment`, the default).
 
-| seed | winner | retraining | test acc | KiB | size / parent | >= parent |
-|---|---|---|---|---|---|---|
+| seed | winner | retraining | test acc | bytes | bytes / parent | theoretical KiB | >= parent |
+|---|---|---|---|---|---|---|---|
 {chr(10).join(rows)}
+
+The printed command keeps most of what the parent knows (+4.0 points over training from scratch) but not all of it.
+Before sizes were target bytes and digits were shifted, the same run picked `128 1 64 4` and its printed retrain
+reached 0.9405.
 """)
     return 0
 

@@ -47,6 +47,22 @@ def interval(values: list[float]) -> str:
     return f"{v.mean():.4f} ± {T95.get(len(v) - 1, 1.96) * v.std(ddof=1) / math.sqrt(len(v)):.4f}"
 
 
+def bytes_interval(values: list[int]) -> str:
+    """``mean ± half-width`` of the 95% interval of byte counts, in whole bytes."""
+    v = np.asarray(values, float)
+    if len(v) < 2:
+        return f"{v.mean():,.0f}"
+    return f"{v.mean():,.0f} ± {T95.get(len(v) - 1, 1.96) * v.std(ddof=1) / math.sqrt(len(v)):,.0f}"
+
+
+def points(summary: dict[str, dict[str, list[float]]], other: str) -> str:
+    """The controller's retrained test accuracy minus ``other``'s, paired by seed, in points."""
+    d = 100 * (np.asarray(summary["controller"]["test"]) - np.asarray(summary[other]["test"]))
+    if len(d) < 2:
+        return f"{d.mean():+.2f}"
+    return f"{d.mean():+.2f} ± {T95.get(len(d) - 1, 1.96) * d.std(ddof=1) / math.sqrt(len(d)):.2f}"
+
+
 def update_rows(run: Path) -> dict[str, list[dict]]:
     rows = [json.loads(line) for line in (run / "evaluations.jsonl").read_text().splitlines() if line.strip()]
     return {s: [r for r in rows if r["strategy"] == s and r["phase"] == "controller"] for s in STRATEGIES}
@@ -99,7 +115,7 @@ def main() -> int:
     out, cache = Path(args.out), str(Path(args.out) / "cache")
     seeds = [int(s) for s in args.seeds.split(",")]
     per_seed, curves = [], {s: [] for s in STRATEGIES}
-    summary = {s: {"test": [], "kib": [], "reach": [], "last": [], "best": []} for s in STRATEGIES}
+    summary = {s: {"test": [], "bytes": [], "reach": [], "last": [], "best": []} for s in STRATEGIES}
     entropy = []
     for seed in seeds:
         run = out / f"seed{seed}"
@@ -130,17 +146,17 @@ def main() -> int:
                     return rc
             trained = json.loads((train_dir / "result.json").read_text())
             quarter = rewards[-max(1, len(rewards) // 4):]
-            values = {"test": trained["metrics"]["test_accuracy"], "kib": trained["size"]["kib"],
+            values = {"test": trained["metrics"]["test_accuracy"], "bytes": trained["deploy"]["predicted_bytes"],
                       "reach": to_reach(rewards, random_best), "last": float(np.mean(quarter)), "best": max(rewards)}
             for key, value in values.items():
                 summary[strategy][key].append(value)
             se = float(np.std(quarter, ddof=1) / math.sqrt(len(quarter)))
             per_seed.append(f"| {seed} | {strategy} | {values['best']:.4f} | {values['reach']:.0f} / {len(rewards)} | "
-                            f"{values['last']:.4f} ± {se:.4f} | `{arch}` | {values['test']:.4f} | {values['kib']:.2f} |")
+                            f"{values['last']:.4f} ± {se:.4f} | `{arch}` | {values['test']:.4f} | {values['bytes']:,} |")
             log(per_seed[-1])
     plot(curves, Path(args.png), f"conv, {args.epochs} epochs, {len(seeds)} seeds")
     means = [f"| mean ({len(seeds)} seeds) | {s} | {interval(v['best'])} | "
-             f"{np.mean(v['reach']):.0f} | {interval(v['last'])} | | {interval(v['test'])} | {interval(v['kib'])} |"
+             f"{np.mean(v['reach']):.0f} | {interval(v['last'])} | | {interval(v['test'])} | {bytes_interval(v['bytes'])} |"
              for s, v in summary.items()]
     diffs = np.array(summary["controller"]["last"]) - np.array(summary["random"]["last"])
     ent_line = ("Controller entropy, first -> last update: " + ", ".join(f"{a:.2f} -> {b:.2f}" for a, b in entropy)
@@ -159,16 +175,20 @@ strategy scored; "to reach random's best" counts the evaluations before a strate
 search's final best in that seed (inf: never); "last quarter" is the mean reward of a strategy's samples in the last
 quarter of the search (± its standard error within the run). Each strategy's pick (after the final full-validation
 round) is retrained with the search's printed `train_arc.py` command, `--max_epochs {args.retrain_epochs}`, and tested
-once. Means are over seeds with 95% intervals (t distribution).
+once. Means are over seeds with 95% intervals (t distribution). "Bytes": the deployment target's predicted
+model.tflite (the retrains run with `--no_tflite`; predictions land within 1.4% of the files, `targets` section).
 
 ![best reward vs evaluations]({png_link})
 
-| seed | strategy | best reward | to reach random's best | last-quarter mean reward | pick | test acc after train_arc | KiB |
+| seed | strategy | best reward | to reach random's best | last-quarter mean reward | pick | test acc after train_arc | bytes |
 |---|---|---|---|---|---|---|---|
 {chr(10).join(per_seed)}
 {chr(10).join(means)}
 
 Controller minus random, last-quarter mean reward: {interval(list(diffs))} over seeds. {ent_line}
+
+Retrained test accuracy, paired by seed: controller minus random {points(summary, "random")}, controller minus
+evolution {points(summary, "evolution")} (points, 95% interval).
 """)
     return 0
 

@@ -1,14 +1,14 @@
-"""Colour images: per-channel standardisation, and the standard augmentation for retraining.
+"""Colour images' per-channel standardisation, and the augmentation of training images when retraining.
 
 Colour images (three or more channels, CIFAR-style) are standardised per channel with the mean and
 standard deviation of the training split, the same for every split, so a search and the retraining
 of its winner see the same inputs; the statistics go into result.json, since a deployed model expects
 its inputs standardised the same way. Grey images (digits) are left in [0, 1], as before.
 
-Augmentation (``--augment``, on by default for colour images and off for digits, whose classes a
-mirror image can change) pads each image by an eighth of its size on every side, takes a random
-crop of the original size and flips it horizontally with probability one half. An epoch's draws
-are a function of (seed, epoch), so a resumed training run sees the same images.
+Augmentation (``--augment``, on by default) pads each image by an eighth of its size on every side and takes a
+random crop of the original size (a shift of up to an eighth); colour images are also flipped
+horizontally with probability one half, digits never (a mirror image can change a digit's class).
+An epoch's draws are a function of (seed, epoch), so a resumed training run sees the same images.
 """
 from __future__ import annotations
 
@@ -43,11 +43,6 @@ def standardize_colour(data: Dataset) -> tuple[Dataset, dict[str, list[float]] |
     return out, {"mean": [round(float(m), 6) for m in mean], "std": [round(float(s), 6) for s in std]}
 
 
-def default_augment(data: Dataset) -> bool:
-    """Augment colour images, not digits."""
-    return is_colour(data)
-
-
 def augment_images(x: np.ndarray, rng: np.random.Generator, flip: bool = True) -> np.ndarray:
     """Padded random crops (zero padding of an eighth of the size) and, with ``flip``, random horizontal flips."""
     n, height, width = x.shape[:3]
@@ -65,7 +60,10 @@ def augment_images(x: np.ndarray, rng: np.random.Generator, flip: bool = True) -
 
 
 def epoch_images(x: np.ndarray, seed: int, epoch: int, augment: bool) -> np.ndarray:
-    """The training images of one epoch (already in the epoch's order): augmented with draws fixed by (seed, epoch)."""
+    """The training images of one epoch (already in the epoch's order): augmented with draws fixed by (seed, epoch).
+
+    Colour images are shifted and flipped, grey ones only shifted.
+    """
     if not augment:
         return x
-    return augment_images(x, np.random.default_rng([int(seed), int(epoch), 7]))
+    return augment_images(x, np.random.default_rng([int(seed), int(epoch), 7]), flip=x.shape[-1] >= COLOUR_CHANNELS)
