@@ -13,8 +13,9 @@ other types are searched at their theoretical width, while LCE keeps their weigh
 float32 in the default, uniformly drawn children were mostly over 64 KiB and the supernet learned
 half as fast.) The defaults keep a search within 30 minutes on 2 CPU cores: 16 filters in the first
 stage (32, 64 after the two reductions), one normal cell per stage, 5 nodes, 20 epochs but at most 24
-minutes, at a learning rate of 6e-3 (2e-3 learned too slowly), and a reward led by accuracy (``1,0,0.1``): the
-``--max_kib`` budget keeps the size in check, and the similarity to the float parent, which is the ``conv``
+minutes, at a learning rate of 6e-3 (2e-3 learned too slowly), and a reward of accuracy alone (``1,0,0``): the
+``--max_kib`` budget bounds the size (on mnist-10k, seeds 0 and 1, the winners retrained to 98.55% both
+times, against 98.00% and 98.65% with a size weight of 0.1, which pulled seed 0 to cells of poolings), and the similarity to the float parent, which is the ``conv``
 space's chain (its cache is shared), is left out. With the chain's weights (``1,0.05,0.5``) the controller
 drifted to ever smaller cells, and on CIFAR-10 the search picked a cell of identities only (20% validation
 accuracy), whose embeddings were the most similar to the parent's.
@@ -35,7 +36,7 @@ from quantize.types import LAYER_TYPES
 
 # the controller keeps ENAS's gentler knobs here: with the conv space's (lr 1e-2, tanh 5) it settled within
 # 15 epochs on cells of poolings (shared-weight accuracy 0.76-0.82 against 0.92 for the ENAS knobs' winner)
-SEARCH_DEFAULTS = {"epochs": 20, "max_minutes": 24.0, "max_kib": 63.0, "lr": 6e-3, "reward_weights": "1,0,0.1",
+SEARCH_DEFAULTS = {"epochs": 20, "max_minutes": 24.0, "max_kib": 63.0, "lr": 6e-3, "reward_weights": "1,0,0",
                    "controller_lr": 3.5e-3, "tanh_constant": 1.5}
 
 
