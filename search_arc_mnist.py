@@ -25,7 +25,7 @@ def build_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--space", default=DEFAULT_SPACE,
                    help="search space: mlp, conv or micro (ENAS cells; bounded defaults: 20 epochs, --max_minutes 24, "
-                        "--max_kib 63, --lr 6e-3, --reward_weights 1,0,0.1) (default %(default)s)")
+                        "--max_kib 63, --lr 6e-3, --reward_weights 1,0,0) (default %(default)s)")
     p.add_argument("--num_layers", type=int, help="hidden layers to search (default: the space's, mlp 2, conv 4)")
     p.add_argument("--widths", help="candidate widths, comma-separated (default: mlp 16..512, conv 8..128)")
     p.add_argument("--types", help="candidate layer types, codes or names, comma-separated (default: those that are "

@@ -24,8 +24,7 @@ import math
 import shlex
 from pathlib import Path
 
-from bench_strategies import bytes_interval, interval
-from common import DEFAULT_DATA, ROOT, log, write_section
+from common import DEFAULT_DATA, ROOT, interval, log, write_section
 
 import train_arc
 from enas.search import Search, SearchConfig, read_rows
@@ -37,6 +36,7 @@ from qnas.parent import get_parent
 from qnas.spaces import get_space
 
 SETTINGS = ("1,0,0.5", "1,0.05,0.5", "1,0.2,0.5", "1,1,0.5", "1,0.05,0.25", "1,0.05,1")
+DEFAULT = "1,0.05,0.5"  # the search's reward weights, which the other settings are compared with
 
 
 def restore(run: Path, data_path: str) -> Search:
@@ -69,6 +69,15 @@ def pick(search: Search, rows: list[dict], weights: ObjectiveWeights, candidates
     return max(scored)[1]
 
 
+def against_default(runs: list[dict], default: list[dict] | None) -> str:
+    """Mean test accuracy (points) and bytes (ratio) against the default weights' picks of the same seeds."""
+    if not default:
+        return ""
+    points = 100 * (sum(r["test"] for r in runs) / len(runs) - sum(r["test"] for r in default) / len(default))
+    ratio = sum(r["bytes"] for r in runs) / len(runs) / (sum(r["bytes"] for r in default) / len(default))
+    return f"{points:+.2f} points, {ratio:.2f}x bytes"
+
+
 def retrain(command: list[str], arch: str, out: Path, epochs: int) -> dict:
     if not (out / "result.json").exists():
         cmd = [*command, "--max_epochs", str(epochs), "--output_dir", str(out), "--no_tflite",
@@ -99,7 +108,7 @@ def main() -> int:
             run = folder / f"seed{seed}"
             cache = run / "ablation.json"
             picks = json.loads(cache.read_text()) if cache.exists() else {}
-            wanted = ["1,0.05,0.5"] if is_other else settings
+            wanted = [DEFAULT] if is_other else settings
             missing = [s for s in wanted if s not in picks]
             if missing:
                 search = restore(run, args.data)
@@ -117,11 +126,11 @@ def main() -> int:
                 per_seed.append(f"| {seed} | {'other supernet: ' if is_other else ''}{s} | `{arch}` | "
                                 f"{r['test']:.4f} | {r['bytes']:,} |")
                 log(per_seed[-1])
-    means = [f"| {s} | {interval([r['test'] for r in v])} | {bytes_interval([r['bytes'] for r in v])} |"
-             for s, v in results.items()]
+    means = [f"| {s} | {interval([r['test'] for r in v])} | {interval([r['bytes'] for r in v], ',.0f')} | "
+             f"{against_default(v, results.get(DEFAULT))} |" for s, v in results.items()]
     if other:
-        means.append(f"| 1,0.05,0.5 on the `--runs_other` supernets | {interval([r['test'] for r in other])} | "
-                     f"{bytes_interval([r['bytes'] for r in other])} |")
+        means.append(f"| {DEFAULT} on the `--runs_other` supernets | {interval([r['test'] for r in other])} | "
+                     f"{interval([r['bytes'] for r in other], ',.0f')} | {against_default(other, results.get(DEFAULT))} |")
     write_section("ablation", f"""## Reward-weight ablation: what the similarity and size terms buy
 
 `python bench/bench_ablation.py --runs {Path(args.runs).relative_to(ROOT) if Path(args.runs).is_relative_to(ROOT)
@@ -133,10 +142,11 @@ For each seed, the random strategy's children of that seed's `bench_strategies.p
 depend on the reward) are ranked under each weight setting `w_acc,w_sim,w_size`; the ten best are re-scored on the
 whole validation split with the run's shared weights and the best is retrained with the run's printed `train_arc.py`
 command (`--max_epochs {args.retrain_epochs}`, digits shifted: `--augment`, the default). Means over {len(seeds)}
-seeds with 95% intervals. "Bytes": the deployment target's predicted model.tflite.
+seeds with 95% intervals. "Bytes": the deployment target's predicted model.tflite. The last column compares
+the means with those of the default weights `{DEFAULT}`.
 
-| weights w_acc,w_sim,w_size | test acc after train_arc | bytes |
-|---|---|---|
+| weights w_acc,w_sim,w_size | test acc after train_arc | bytes | against the default |
+|---|---|---|---|
 {chr(10).join(means)}
 
 | seed | weights | pick | test acc | bytes |

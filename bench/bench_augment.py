@@ -12,15 +12,13 @@ from __future__ import annotations
 
 import argparse
 import json
-import math
 from pathlib import Path
 
 import numpy as np
-from common import DEFAULT_DATA, ROOT, log, write_section
+from common import DEFAULT_DATA, ROOT, interval, log, write_section
 
 import train_arc
 
-T95 = {1: 12.71, 2: 4.30, 3: 3.18, 4: 2.78, 5: 2.57, 6: 2.45, 7: 2.36, 8: 2.31, 9: 2.26}  # Student t, two-sided 95%
 MICRO_WINNER = "1 4 0 10 0 3 0 4 0 3 1 3 0 3 0 3 1 2 0 10 0 10 1 10 2 3 1 2 1 2 3 3 3 3 1 2 3 2 2 4"
 CASES = (  # (label, arch, space, extra train_arc flags)
     ("conv, lce default winner", "32 5 32 5 16 5 32 5", "conv", ["--distill"]),
@@ -32,10 +30,7 @@ CASES = (  # (label, arch, space, extra train_arc flags)
 
 def paired(diffs: list[float]) -> str:
     """Mean of the paired differences with the half-width of its 95% interval, in points."""
-    d = 100 * np.asarray(diffs, float)
-    if len(d) < 2:
-        return f"{d.mean():+.2f}"
-    return f"{d.mean():+.2f} ± {T95.get(len(d) - 1, 1.96) * d.std(ddof=1) / math.sqrt(len(d)):.2f}"
+    return interval(100 * np.asarray(diffs, float), "+.2f")
 
 
 def main(argv: list[str] | None = None) -> int:

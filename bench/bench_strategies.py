@@ -29,38 +29,16 @@ import sys
 from pathlib import Path
 
 import numpy as np
-from common import DEFAULT_DATA, ROOT, log, write_section
+from common import DEFAULT_DATA, ROOT, T95, interval, log, write_section
 
 import search_arc_mnist
 import train_arc
 from qnas.tensorboard_logging import read_scalars
 
 STRATEGIES = ("controller", "random", "evolution")
-T95 = {1: 12.71, 2: 4.30, 3: 3.18, 4: 2.78, 5: 2.57, 6: 2.45, 7: 2.36, 8: 2.31, 9: 2.26}  # Student t, two-sided 95%
-
-
-def interval(values: list[float]) -> str:
-    """``mean ± half-width`` of the 95% interval over seeds (t distribution)."""
-    v = np.asarray(values, float)
-    if len(v) < 2:
-        return f"{v.mean():.4f}"
-    return f"{v.mean():.4f} ± {T95.get(len(v) - 1, 1.96) * v.std(ddof=1) / math.sqrt(len(v)):.4f}"
-
-
-def bytes_interval(values: list[int]) -> str:
-    """``mean ± half-width`` of the 95% interval of byte counts, in whole bytes."""
-    v = np.asarray(values, float)
-    if len(v) < 2:
-        return f"{v.mean():,.0f}"
-    return f"{v.mean():,.0f} ± {T95.get(len(v) - 1, 1.96) * v.std(ddof=1) / math.sqrt(len(v)):,.0f}"
-
-
 def points(summary: dict[str, dict[str, list[float]]], other: str) -> str:
     """The controller's retrained test accuracy minus ``other``'s, paired by seed, in points."""
-    d = 100 * (np.asarray(summary["controller"]["test"]) - np.asarray(summary[other]["test"]))
-    if len(d) < 2:
-        return f"{d.mean():+.2f}"
-    return f"{d.mean():+.2f} ± {T95.get(len(d) - 1, 1.96) * d.std(ddof=1) / math.sqrt(len(d)):.2f}"
+    return interval(100 * (np.asarray(summary["controller"]["test"]) - np.asarray(summary[other]["test"])), "+.2f")
 
 
 def update_rows(run: Path) -> dict[str, list[dict]]:
@@ -156,7 +134,7 @@ def main() -> int:
             log(per_seed[-1])
     plot(curves, Path(args.png), f"conv, {args.epochs} epochs, {len(seeds)} seeds")
     means = [f"| mean ({len(seeds)} seeds) | {s} | {interval(v['best'])} | "
-             f"{np.mean(v['reach']):.0f} | {interval(v['last'])} | | {interval(v['test'])} | {bytes_interval(v['bytes'])} |"
+             f"{np.mean(v['reach']):.0f} | {interval(v['last'])} | | {interval(v['test'])} | {interval(v['bytes'], ',.0f')} |"
              for s, v in summary.items()]
     diffs = np.array(summary["controller"]["last"]) - np.array(summary["random"]["last"])
     ent_line = ("Controller entropy, first -> last update: " + ", ".join(f"{a:.2f} -> {b:.2f}" for a, b in entropy)

@@ -1,4 +1,5 @@
-"""What the benchmark scripts share: the repo on sys.path, BENCHMARKS.md sections, Kendall's tau, random BatchNorm."""
+"""What the benchmark scripts share: the repo on sys.path, BENCHMARKS.md sections, 95% intervals over seeds, Kendall's
+tau, random BatchNorm."""
 from __future__ import annotations
 
 import math
@@ -8,6 +9,8 @@ import sys
 from collections.abc import Sequence
 from pathlib import Path
 
+import numpy as np
+
 os.environ.setdefault("TF_USE_LEGACY_KERAS", "1")
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
 ROOT = Path(__file__).resolve().parents[1]
@@ -16,6 +19,7 @@ if str(ROOT) not in sys.path:
 
 DEFAULT_DATA = str(ROOT.parent / "shared" / "data" / "mnist-10k.npz")
 BENCHMARKS = ROOT / "BENCHMARKS.md"
+T95 = {1: 12.71, 2: 4.30, 3: 3.18, 4: 2.78, 5: 2.57, 6: 2.45, 7: 2.36, 8: 2.31, 9: 2.26}  # Student t, two-sided 95%
 
 
 def write_section(name: str, markdown: str) -> None:
@@ -25,6 +29,15 @@ def write_section(name: str, markdown: str) -> None:
     pattern = re.compile(rf"<!-- section: {re.escape(name)} -->.*?<!-- end: {re.escape(name)} -->", re.DOTALL)
     text = pattern.sub(lambda _: block, text) if pattern.search(text) else text.rstrip() + "\n\n" + block + "\n"
     BENCHMARKS.write_text(text)
+
+
+def interval(values: Sequence[float], spec: str = ".4f") -> str:
+    """``mean ± half-width`` of the 95% interval over seeds (t distribution), both formatted with ``spec``."""
+    v = np.asarray(values, float)
+    if len(v) < 2:
+        return f"{v.mean():{spec}}"
+    half = T95.get(len(v) - 1, 1.96) * v.std(ddof=1) / math.sqrt(len(v))
+    return f"{v.mean():{spec}} ± {half:{spec.lstrip('+')}}"
 
 
 def kendall_tau(x: Sequence[float], y: Sequence[float]) -> float:

@@ -25,11 +25,18 @@ def _bands(rng, n):
     return (np.clip(x, 0, 1) * 255).astype(np.uint8), y.astype(np.int64)
 
 
+@pytest.fixture(scope="session")
+def write_npz(tmp_path_factory):
+    """Writes ``(x_train, y_train)`` and ``(x_test, y_test)`` to a fresh ``NAME.npz``; returns its path."""
+    def write(name: str, train: tuple, test: tuple) -> Path:
+        path = tmp_path_factory.mktemp("data") / f"{name}.npz"
+        np.savez(path, x_train=train[0], y_train=train[1], x_test=test[0], y_test=test[1])
+        return path
+    return write
+
+
 @pytest.fixture(scope="module")
-def data_file(tmp_path_factory):
+def data_file(write_npz):
     """A tiny .npz of three easy classes (240 training, 60 test images) for end-to-end runs."""
     rng = np.random.default_rng(0)
-    (x_train, y_train), (x_test, y_test) = _bands(rng, 240), _bands(rng, 60)
-    path = tmp_path_factory.mktemp("data") / "synthetic.npz"
-    np.savez(path, x_train=x_train, y_train=y_train, x_test=x_test, y_test=y_test)
-    return path
+    return write_npz("synthetic", _bands(rng, 240), _bands(rng, 60))

@@ -26,12 +26,9 @@ def _split(rng, n):
 
 
 @pytest.fixture(scope="module")
-def cifar_like(tmp_path_factory):
+def cifar_like(write_npz):
     rng = np.random.default_rng(0)
-    (x_train, y_train), (x_test, y_test) = _split(rng, 200), _split(rng, 40)
-    path = tmp_path_factory.mktemp("data") / "cifar_like.npz"
-    np.savez(path, x_train=x_train, y_train=y_train, x_test=x_test, y_test=y_test)
-    return path
+    return write_npz("cifar_like", _split(rng, 200), _split(rng, 40))
 
 
 def test_micro_search_then_retrain_on_cifar_shaped_data(cifar_like, tmp_path, capsys):

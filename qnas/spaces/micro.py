@@ -15,8 +15,8 @@ half as fast.) The defaults keep a search within 30 minutes on 2 CPU cores: 16 f
 stage (32, 64 after the two reductions), one normal cell per stage, 5 nodes, 20 epochs but at most 24
 minutes, at a learning rate of 6e-3 (2e-3 learned too slowly), and a reward of accuracy alone (``1,0,0``): the
 ``--max_kib`` budget bounds the size (on mnist-10k, seeds 0 and 1, the winners retrained to 98.55% both
-times, against 98.00% and 98.65% with a size weight of 0.1, which pulled seed 0 to cells of poolings), and the similarity to the float parent, which is the ``conv``
-space's chain (its cache is shared), is left out. With the chain's weights (``1,0.05,0.5``) the controller
+times, against 98.00% and 98.65% with a size weight of 0.1, which pulled seed 0 to cells of poolings), and
+the similarity to the float parent, which is the ``conv`` space's chain (its cache is shared), is left out. With the chain's weights (``1,0.05,0.5``) the controller
 drifted to ever smaller cells, and on CIFAR-10 the search picked a cell of identities only (20% validation
 accuracy), whose embeddings were the most similar to the parent's.
 """
