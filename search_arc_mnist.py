@@ -61,12 +61,12 @@ def build_parser() -> argparse.ArgumentParser:
                         "(default: none; micro 24)")
     p.add_argument("--child_sampling", default="uniform", choices=["uniform", "strategy"],
                    help="who picks the child trained on each minibatch (default %(default)s)")
-    p.add_argument("--controller_steps", type=int, default=10, help="strategy updates per epoch (default %(default)s)")
+    p.add_argument("--controller_steps", type=int, help="strategy updates per epoch (default 15; micro 10)")
     p.add_argument("--controller_batch", type=int, default=5,
                    help="architectures sampled and scored per update (default %(default)s)")
     p.add_argument("--warmup_epochs", type=int,
                    help="epochs that train the shared weights only, before the strategies' first update "
-                        "(default: a quarter of --epochs, 5 of 20)")
+                        "(default: half of --epochs, 10 of 20; micro 5)")
     p.add_argument("--controller_lr", type=float, help="controller's Adam learning rate (default 1e-2; micro 3.5e-3)")
     p.add_argument("--tanh_constant", type=float,
                    help="controller logits are squashed to c * tanh(logits / T): c (default 5; micro 1.5)")

@@ -7,6 +7,7 @@ weight setting exactly: the random strategy's evaluated children of a ``bench_st
 ranked by the reward under each setting (from the terms recorded in ``evaluations.jsonl``), the ten best
 are re-scored on the whole validation split with the run's trained shared weights, the best of those is
 the pick (the search's own final step), and the pick is retrained with ``train_arc`` and tested once.
+The default weights' picks are also retrained without ``--distill`` (distillation on/off at equal size).
 With ``--runs_other DIR`` (runs made with other supernet settings, e.g. ``-- --distill 0``) the default
 weights' picks of both sets are compared as well.
 
@@ -25,8 +26,8 @@ import shlex
 from pathlib import Path
 
 from common import DEFAULT_DATA, ROOT, interval, log, write_section
+from picks import retrain_pick, without
 
-import train_arc
 from enas.search import Search, SearchConfig, read_rows
 from qnas.arch import parse_arch
 from qnas.checkpoints import restore_newest_readable
@@ -78,17 +79,6 @@ def against_default(runs: list[dict], default: list[dict] | None) -> str:
     return f"{points:+.2f} points, {ratio:.2f}x bytes"
 
 
-def retrain(command: list[str], arch: str, out: Path, epochs: int) -> dict:
-    if not (out / "result.json").exists():
-        cmd = [*command, "--max_epochs", str(epochs), "--output_dir", str(out), "--no_tflite",
-               *(["--resume"] if (out / "run_config.json").exists() else [])]
-        cmd[cmd.index("-fixed_arc") + 1] = arch
-        if train_arc.main(cmd):
-            raise SystemExit(f"train_arc failed for {arch}")
-    record = json.loads((out / "result.json").read_text())
-    return {"test": record["metrics"]["test_accuracy"], "bytes": record["deploy"]["predicted_bytes"]}
-
-
 def main() -> int:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--data", default=DEFAULT_DATA)
@@ -102,6 +92,7 @@ def main() -> int:
     settings = args.settings.split(";")
     results: dict[str, list[dict]] = {s: [] for s in settings}
     other: list[dict] = []
+    undistilled: list[dict] = []  # the default weights' picks retrained without --distill
     per_seed = []
     for seed in seeds:
         for folder, is_other in ((Path(args.runs), False), *(((Path(args.runs_other), True),) if args.runs_other else ())):
@@ -120,14 +111,25 @@ def main() -> int:
             command = shlex.split(json.loads((run / "result.json").read_text())["retrain_command"])[2:]
             for s in wanted:
                 arch = picks[s]
-                r = retrain(command, arch, folder / "ablation" / f"seed{seed}-{'_'.join(arch.split())}",
-                            args.retrain_epochs)
+                r = retrain_pick(command, arch, seed, folder / "retrain", args.retrain_epochs)
                 (other if is_other else results[s]).append(r)
                 per_seed.append(f"| {seed} | {'other supernet: ' if is_other else ''}{s} | `{arch}` | "
                                 f"{r['test']:.4f} | {r['bytes']:,} |")
                 log(per_seed[-1])
+                if s == DEFAULT and not is_other:
+                    plain = retrain_pick(without(command, "--distill"), arch, seed, folder / "retrain-no-distill",
+                                         args.retrain_epochs)
+                    undistilled.append(plain)
+                    per_seed.append(f"| {seed} | {s}, retrained without `--distill` | `{arch}` | "
+                                    f"{plain['test']:.4f} | {plain['bytes']:,} |")
     means = [f"| {s} | {interval([r['test'] for r in v])} | {interval([r['bytes'] for r in v], ',.0f')} | "
              f"{against_default(v, results.get(DEFAULT))} |" for s, v in results.items()]
+    if undistilled:
+        gain = [100 * (d["test"] - u["test"]) for d, u in zip(results[DEFAULT], undistilled)]
+        means.append(f"| {DEFAULT}, retrained without `--distill` | {interval([r['test'] for r in undistilled])} | "
+                     f"{interval([r['bytes'] for r in undistilled], ',.0f')} | "
+                     f"{against_default(undistilled, results[DEFAULT])} (paired: `--distill` adds "
+                     f"{interval(gain, '+.2f')} points) |")
     if other:
         means.append(f"| {DEFAULT} on the `--runs_other` supernets | {interval([r['test'] for r in other])} | "
                      f"{interval([r['bytes'] for r in other], ',.0f')} | {against_default(other, results.get(DEFAULT))} |")
@@ -143,7 +145,9 @@ depend on the reward) are ranked under each weight setting `w_acc,w_sim,w_size`;
 whole validation split with the run's shared weights and the best is retrained with the run's printed `train_arc.py`
 command (`--max_epochs {args.retrain_epochs}`, digits shifted: `--augment`, the default). Means over {len(seeds)}
 seeds with 95% intervals. "Bytes": the deployment target's predicted model.tflite. The last column compares
-the means with those of the default weights `{DEFAULT}`.
+the means with those of the default weights `{DEFAULT}`. Distillation on/off: the default weights' picks are also
+retrained with the printed command less `--distill` (labels only, no soft targets from the float parent), and the
+paired difference is the gain of `--distill` at equal size (same architecture, same seed).
 
 | weights w_acc,w_sim,w_size | test acc after train_arc | bytes | against the default |
 |---|---|---|---|

@@ -39,13 +39,15 @@ from qnas.parent import get_parent
 from qnas.space import SearchSpace
 from qnas.spaces import get_space
 
-# supernet training options of the child phase (SearchConfig fields), by variant name
+# supernet training options of the child phase (SearchConfig fields), by variant name; a variant with "supernet"
+# scores that variant's trained shared weights with other evaluation options (calib_size: BatchNorm calibration images)
 VARIANTS: dict[str, dict] = {
     "uniform": {"distill": 0.0, "sandwich": False},
     "distill": {"distill": 0.5, "sandwich": False},
     "sandwich": {"distill": 0.0, "sandwich": True},
     "sandwich+distill": {"distill": 0.5, "sandwich": True},
     "distill+features": {"distill": 0.5, "sandwich": False, "feature_distill": 0.1},
+    "uniform-calib1024": {"supernet": "uniform", "calib_size": 1024},
 }
 
 
@@ -80,8 +82,11 @@ def shared_scores(variant: str, archs: list[Architecture], args: argparse.Namesp
     if path.exists():
         return json.loads(path.read_text())
     parent = get_parent(space, data, seed=args.seed, cache_dir=str(out / "cache"), log=log)
-    config = SearchConfig(epochs=args.epochs, child_steps=args.child_steps, seed=args.seed, **VARIANTS[variant])
-    run_dir = out / "supernets" / f"{variant}-seed{args.seed}"
+    options = dict(VARIANTS[variant])
+    trained_as = options.pop("supernet", variant)
+    options = {**VARIANTS[trained_as], **options}
+    config = SearchConfig(epochs=args.epochs, child_steps=args.child_steps, seed=args.seed, **options)
+    run_dir = out / "supernets" / f"{trained_as}-seed{args.seed}"
     search = Search(space, data, parent, config, run_dir, log=log)
     search.restore()  # a killed run continues from its last epoch
     minutes_path = run_dir / "minutes.json"
@@ -93,7 +98,7 @@ def shared_scores(variant: str, archs: list[Architecture], args: argparse.Namesp
         search.epoch.assign(epoch)
         search.manager.save(checkpoint_number=epoch)  # the trained supernet is also bench_controller.py's
         minutes_path.write_text(json.dumps(minutes))
-    (run_dir / "variant.json").write_text(json.dumps({"variant": variant, "epochs": args.epochs, "seed": args.seed,
+    (run_dir / "variant.json").write_text(json.dumps({"variant": trained_as, "epochs": args.epochs, "seed": args.seed,
                                                       "child_steps": args.child_steps, "cache": str(out / "cache")}))
     ev = search.evaluator
     scores = {"val": [ev.evaluate_one(a, data.x_val, data.y_val)["acc"] for a in archs],
@@ -153,7 +158,9 @@ seed {args.sample_seed}). "Standalone": `train_arc.py --max_epochs {args.retrain
 the 800 validation images and test accuracy. "Shared": the supernet after {args.epochs} child phases of
 {args.child_steps} minibatches (the search's code), each architecture with its own BatchNorm statistics in inference
 mode, on the whole validation split (the split the search ranks with) and on the 2,000 test images. One supernet per
-variant (seed {args.seed}). Standalone validation against standalone test: tau {ceiling:.3f} (what the
+variant (seed {args.seed}); a variant naming a `supernet` scores that variant's shared weights again with other
+evaluation options (`calib_size`: the training images each child's BatchNorm statistics are measured on; the
+search uses 256). Standalone validation against standalone test: tau {ceiling:.3f} (what the
 validation split's noise allows).
 
 | variant | options | tau, validation | tau, test | standalone - shared (val, mean) | supernet minutes |

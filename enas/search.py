@@ -10,7 +10,7 @@ Each epoch:
    term as a loss). Minibatches walk through seeded shuffles of the training split, one pass after another
    across epochs, so the run covers the data whatever its size while an epoch costs the same on 7,200
    images as on 54,000;
-2. **controller phase** (after ``warmup_epochs``, by default the first quarter of the epochs): ``controller_steps`` times, each strategy
+2. **controller phase** (after ``warmup_epochs``, by default the first half of the epochs): ``controller_steps`` times, each strategy
    samples ``controller_batch`` architectures, all of them are scored on the same validation minibatch
    (inference mode, own BatchNorm statistics; every strategy sees the same minibatches) and the strategy
    updates on the rewards;
@@ -72,9 +72,11 @@ class SearchConfig:
     feature_distill: float = 0.0  # weight of the similarity term on block outputs as a training loss
     # the controller's knobs: measured on a model of the reward (BENCHMARKS.md, "controller knobs"), where ENAS's
     # (5 x 10 a epoch, lr 3.5e-3, tanh 1.5) left the policy's entropy within 3% of uniform
-    controller_steps: int = 10
+    controller_steps: int = 15
     controller_batch: int = 5
-    warmup_epochs: int | None = None  # epochs of shared weights only before the strategies start; None: epochs // 4
+    # epochs of shared weights only before the strategies start; None: epochs // 2, so that the strategies compare
+    # children on shared weights that have mostly settled (BENCHMARKS.md, "strategies")
+    warmup_epochs: int | None = None
     controller_lr: float = 1e-2
     tanh_constant: float = 5.0
     controller_temperature: float | None = None
@@ -95,8 +97,8 @@ class SearchConfig:
 
     @property
     def warmup(self) -> int:
-        """Epochs that train the shared weights only: ``warmup_epochs``, or a quarter of the epochs."""
-        return self.epochs // 4 if self.warmup_epochs is None else self.warmup_epochs
+        """Epochs that train the shared weights only: ``warmup_epochs``, or half the epochs."""
+        return self.epochs // 2 if self.warmup_epochs is None else self.warmup_epochs
 
     @property
     def objective(self) -> Objective:

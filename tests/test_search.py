@@ -343,4 +343,10 @@ def test_the_clis_defaults_are_the_search_configs():
                 "controller_temperature", "entropy_weight", "baseline_decay", "population_size", "sample_size",
                 "sandwich", "distill", "distill_temperature", "feature_distill", "child_steps", "batch_size"):
         assert getattr(args, key) == getattr(config, key), key
-    assert config.warmup == 5 and SearchConfig(epochs=2).warmup == 0
+    assert config.warmup == 10 and SearchConfig(epochs=1).warmup == 0
+    micro = search_arc_mnist.build_parser().parse_args(["--space", "micro"])
+    apply_space_defaults(micro)  # the micro search keeps the schedule its results were measured with
+    assert (micro.warmup_epochs, micro.controller_steps, micro.reward_weights) == (5, 10, "1,0,0")
+    overridden = search_arc_mnist.build_parser().parse_args(["--space", "micro", "--controller_steps", "3"])
+    apply_space_defaults(overridden)
+    assert overridden.controller_steps == 3
