@@ -11,13 +11,11 @@ test accuracy per run and the mean paired difference with a 95% interval (t dist
 from __future__ import annotations
 
 import argparse
-import json
 from pathlib import Path
 
 import numpy as np
 from common import DEFAULT_DATA, ROOT, interval, log, write_section
-
-import train_arc
+from picks import train_once
 
 MICRO_WINNER = "1 4 0 10 0 3 0 4 0 3 1 3 0 3 0 3 1 2 0 10 0 10 1 10 2 3 1 2 1 2 3 3 3 3 1 2 3 2 2 4"
 CASES = (  # (label, arch, space, extra train_arc flags)
@@ -49,15 +47,10 @@ def main(argv: list[str] | None = None) -> int:
         for seed in seeds:
             for augment in (False, True):
                 run = out / f"{space}-{arch.replace(' ', '_')[:40]}-seed{seed}-{'aug' if augment else 'plain'}"
-                if not (run / "result.json").exists():
-                    rc = train_arc.main(["-fixed_arc", arch, "--space", space, "--data", args.data, "--seed", str(seed),
-                                         *extra, "--augment" if augment else "--no-augment", "--no_tflite",
-                                         "--max_epochs", str(args.max_epochs), "--output_dir", str(run),
-                                         "--cache_dir", str(out / "cache"),
-                                         *(["--resume"] if (run / "run_config.json").exists() else [])])
-                    if rc:
-                        return rc
-                accuracy[augment].append(json.loads((run / "result.json").read_text())["metrics"]["test_accuracy"])
+                record = train_once(["-fixed_arc", arch, "--space", space, "--data", args.data, "--seed", str(seed),
+                                     *extra, "--augment" if augment else "--no-augment", "--no_tflite",
+                                     "--max_epochs", str(args.max_epochs), "--cache_dir", str(out / "cache")], run)
+                accuracy[augment].append(record["metrics"]["test_accuracy"])
             rows.append(f"| {label} | {seed} | {accuracy[False][-1]:.4f} | {accuracy[True][-1]:.4f} | "
                         f"{100 * (accuracy[True][-1] - accuracy[False][-1]):+.2f} |")
             log(rows[-1])

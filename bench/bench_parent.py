@@ -28,10 +28,9 @@ from pathlib import Path
 import numpy as np
 import tensorflow as tf
 from common import DEFAULT_DATA, ROOT, interval, log, write_section
-from picks import without
+from picks import train_once, without
 
 import search_arc_mnist
-import train_arc
 
 
 def make_parent(data_path: str, folder: Path) -> tuple[Path, float]:
@@ -61,12 +60,7 @@ def make_small(data_path: str, folder: Path, n: int) -> Path:
 
 
 def retrain(command: list[str], out: Path) -> dict:
-    if not (out / "result.json").exists():
-        rc = train_arc.main([*command, "--output_dir", str(out), "--no_tflite",
-                             *(["--resume"] if (out / "run_config.json").exists() else [])])
-        if rc:
-            raise SystemExit(rc)
-    record = json.loads((out / "result.json").read_text())
+    record = train_once([*command, "--no_tflite"], out)
     return {"test": record["metrics"]["test_accuracy"], "kib": record["size"]["kib"],
             "bytes": record["deploy"]["predicted_bytes"]}
 

@@ -1,7 +1,8 @@
-"""Retraining a search's picks, shared by the benches that compare them (strategies, ablation).
+"""Retraining what searches picked, for the benches that compare picks (strategies, ablation, parent, augment).
 
-One folder per (seed, architecture), so an architecture that two strategies or two reward settings pick is
-trained once, and a killed retrain resumes.
+Every retrain is cached in its own folder: run once, resumed if killed, read back afterwards. Picks of a search
+get one folder per (seed, architecture), so an architecture that two strategies or two reward settings pick is
+trained once.
 """
 from __future__ import annotations
 
@@ -14,28 +15,31 @@ import common  # noqa: F401  (the repository on sys.path, TensorFlow's environme
 import train_arc
 
 
+def train_once(argv: Sequence[str], out: Path) -> dict:
+    """The result record of ``train_arc.py ARGV --output_dir OUT``, trained only if ``out`` holds none yet."""
+    if not (out / "result.json").exists():
+        resume = ["--resume"] if (out / "run_config.json").exists() else []
+        if train_arc.main([*argv, "--output_dir", str(out), *resume]):
+            raise SystemExit(f"train_arc failed: {' '.join(argv)}")
+    return json.loads((out / "result.json").read_text())
+
+
 def retrain_pick(command: Sequence[str], arch: str, seed: int, folder: Path, epochs: int) -> dict:
     """Test accuracy and predicted bytes of ``arch`` retrained by a search's printed ``train_arc`` ``command``."""
-    out = folder / f"seed{seed}-{'_'.join(arch.split())}"
-    if not (out / "result.json").exists():
-        cmd = [*command, "--max_epochs", str(epochs), "--output_dir", str(out), "--no_tflite",
-               *(["--resume"] if (out / "run_config.json").exists() else [])]
-        cmd[cmd.index("-fixed_arc") + 1] = arch
-        if train_arc.main(cmd):
-            raise SystemExit(f"train_arc failed for {arch}")
-    record = json.loads((out / "result.json").read_text())
+    argv = [*command, "--max_epochs", str(epochs), "--no_tflite"]
+    argv[argv.index("-fixed_arc") + 1] = arch
+    record = train_once(argv, folder / f"seed{seed}-{'_'.join(arch.split())}")
     return {"test": record["metrics"]["test_accuracy"], "bytes": record["deploy"]["predicted_bytes"]}
 
 
 def without(command: Sequence[str], *flags: str) -> list[str]:
-    """``command`` less each flag in ``flags`` and its value (``--distill`` is given without one)."""
-    out, skip = [], 0
+    """``command`` less each flag in ``flags`` and its value, if it has one (``--distill`` may come bare)."""
+    out, skip = [], False
     for part in command:
-        if skip:
-            skip -= 1
+        if skip and not part.startswith("-"):
+            skip = False
             continue
-        if part in flags:
-            skip = 0 if part == "--distill" else 1
-            continue
-        out.append(part)
+        skip = part in flags
+        if not skip:
+            out.append(part)
     return out

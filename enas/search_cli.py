@@ -64,7 +64,7 @@ def space_from_args(args: argparse.Namespace, parent_depth: int | None = None,
 # unless the space has its own (the controller's two knobs: BENCHMARKS.md, "controller knobs", on the conv space;
 # half the epochs of warm-up and 15 updates an epoch: "strategies")
 CLI_DEFAULTS = {"epochs": 20, "max_minutes": None, "max_kib": None, "lr": 2e-3, "reward_weights": "1,0.05,0.5",
-                "controller_lr": 1e-2, "tanh_constant": 5.0, "controller_steps": 15, "warmup_epochs": None}
+                "controller_lr": 1e-2, "tanh_constant": 5.0, "controller_steps": 15}
 
 
 def apply_space_defaults(args: argparse.Namespace) -> None:
