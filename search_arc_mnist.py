@@ -42,7 +42,7 @@ def build_parser() -> argparse.ArgumentParser:
                         "(default %(default)s)")
     p.add_argument("--reward_weights",
                    help="w_acc,w_sim,w_size of reward = w_acc*acc - w_sim*similarity + w_size*(1 - size_ratio) "
-                        "(default 1,0.05,0.5; micro 1,0,0.1: no similarity to the conv parent); a fourth number "
+                        "(default 1,0.05,0.5; micro 1,0,0: no similarity to the conv parent); a fourth number "
                         "w_lat adds w_lat*(1 - latency/parent's latency), the target's predicted latency (default 0)")
     p.add_argument("--target", metavar="NAME",
                    help="deployment target whose file size is the size the reward, --max_kib and every printed KiB "

@@ -75,10 +75,13 @@ def build_parser() -> argparse.ArgumentParser:
                              "(default: 3e-3)")
     parser.add_argument("--seed", type=int,
                         help="seed for initialisation, validation split and data order (default: 0)")
-    parser.add_argument("--init", default="random", choices=("random", "parent"),
-                        help="'random' (default) or 'parent': start from the float parent of the space pruned to "
-                             "the architecture's widths (trained once and cached in --cache_dir)")
-    add_parent_flags(parser, "start from YOUR trained Dense/ReLU model instead; implies --init parent", embedding=False)
+    parser.add_argument("--init", choices=("random", "parent"),
+                        help="'random' or 'parent': start from the float parent of the space pruned to the "
+                             "architecture's widths (trained once and cached in --cache_dir) (default: parent with "
+                             "--parent, else random)")
+    add_parent_flags(parser, "YOUR trained model instead of the space's float parent: a Dense/ReLU stack warm-starts "
+                             "the mlp space; any model teaches with --distill (with --init random: teaches only)",
+                     embedding=False)
     parser.add_argument("--distill", type=float, nargs="?", const=0.5, metavar="ALPHA",
                         help="also learn from the parent (--parent, or the space's cached float parent): ALPHA weighs "
                              "its temperature-softened outputs, 1 - ALPHA the labels (--distill alone: 0.5)")

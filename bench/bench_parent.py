@@ -1,17 +1,19 @@
 """A parent that knows more than the training split: does search + the printed retrain command keep its knowledge?
 
-    python bench/bench_parent.py [--small 2000] [--epochs 20] [--seeds 0] [--max_kib 105]
+    python bench/bench_parent.py [--space conv] [--small 2000] [--epochs 20] [--seeds 0] [--max_kib 105]
 
 1. The user's parent: a float 784-256-256-10 Dense/ReLU MLP trained on all 8,000 training images of
    mnist-10k (Adam, 20 epochs).
 2. The user's data: only the first ``--small`` of those images (a seeded 10% of them for validation) and
    the 2,000 test images, written to a temporary folder outside the repository.
-3. ``search_arc_mnist.py --space mlp --parent parent.keras --data small.npz --max_kib ...`` (every other
+3. ``search_arc_mnist.py --space SPACE --parent parent.keras --data small.npz --max_kib ...`` (every other
    setting at its default, except ``--epochs``), then the ``train_arc.py`` command it prints, unchanged.
-4. The same winner retrained four ways: from scratch (the command without the parent), warm start only
-   (``--parent``), warm start + ``--distill``, and + ``--distill_features 0.1``.
+   In the mlp space the parent warm-starts the retraining and teaches it (``--distill``); in the conv space it
+   only teaches (``--init random --distill``), as a Dense parent cannot seed convolutions.
+4. The same winner retrained more ways: from scratch (the command without the parent), warm start only
+   (``--parent``, mlp), the printed command, and that + ``--distill_features 0.1``.
 
-Writes the ``parent-knowledge`` section of BENCHMARKS.md.
+Writes the ``parent-knowledge`` section (mlp) or ``parent-knowledge-conv`` of BENCHMARKS.md.
 """
 from __future__ import annotations
 
@@ -68,6 +70,7 @@ def retrain(command: list[str], out: Path) -> dict:
 def main() -> int:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--data", default=DEFAULT_DATA)
+    p.add_argument("--space", default="mlp", choices=("mlp", "conv"), help="the space searched (default %(default)s)")
     p.add_argument("--small", type=int, default=2000)
     p.add_argument("--epochs", type=int, default=20)
     p.add_argument("--seeds", default="0")
@@ -77,7 +80,8 @@ def main() -> int:
     p.add_argument("--work", default=str(Path(tempfile.gettempdir()) / "qnas-bench-parent"),
                    help="where the derived data and the parent go (outside the repository)")
     args = p.parse_args()
-    work, out = Path(args.work), Path(args.out)
+    work = Path(args.work)
+    out = Path(args.out) if args.space == "mlp" else Path(f"{args.out}-{args.space}")
     work.mkdir(parents=True, exist_ok=True)
     parent, parent_acc = make_parent(args.data, work)
     small = make_small(args.data, work, args.small)
@@ -86,7 +90,7 @@ def main() -> int:
     by_way: dict[str, dict[str, list[float]]] = {}
     for seed in (int(s) for s in args.seeds.split(",")):
         run = out / f"search-seed{seed}"
-        argv = ["--space", "mlp", "--parent", str(parent), "--data", str(small), "--epochs", str(args.epochs),
+        argv = ["--space", args.space, "--parent", str(parent), "--data", str(small), "--epochs", str(args.epochs),
                 "--max_kib", str(args.max_kib), "--seed", str(seed), "--output_dir", str(run),
                 "--cache_dir", str(out / "cache"),
                 *(["--reward_weights", args.reward_weights] if args.reward_weights else [])]
@@ -97,10 +101,12 @@ def main() -> int:
         result = json.loads((run / "result.json").read_text())
         target, parent_bytes = result["target"], result["parent_bytes"]
         command = shlex.split(result["retrain_command"])[2:]
-        ways = [("from scratch (no parent)", "scratch", without(command, "--parent", "--distill")),
-                ("--parent (warm start only)", "warm", without(command, "--distill")),
-                ("--parent --distill (printed)", "printed", command),
-                ("--parent --distill --distill_features 0.1", "features", [*command, "--distill_features", "0.1"])]
+        teaches_only = "--init" in command  # --init random: the parent teaches but cannot seed these layers
+        printed = "--parent --init random --distill" if teaches_only else "--parent --distill"
+        ways = [("from scratch (no parent)", "scratch", without(command, "--parent", "--init", "--distill")),
+                *([] if teaches_only else [("--parent (warm start only)", "warm", without(command, "--distill"))]),
+                (f"{printed} (printed)", "printed", command),
+                (f"{printed} --distill_features 0.1", "features", [*command, "--distill_features", "0.1"])]
         for label, name, cmd in ways:
             r = retrain(cmd, out / f"seed{seed}-{name}")
             way = by_way.setdefault(label, {"test": [], "bytes": []})
@@ -115,15 +121,22 @@ def main() -> int:
     means = [f"| {label} | {interval(v['test'])} | {interval(v['bytes'], '.3f')} | "
              f"{np.mean(v['test']) - parent_acc:+.4f} | {sum(t >= parent_acc for t in v['test'])} / {seeds} |"
              for label, v in by_way.items()]
-    write_section("parent-knowledge", f"""## A parent that knows more than the training split
+    section = "parent-knowledge" if args.space == "mlp" else f"parent-knowledge-{args.space}"
+    scratch = np.mean(by_way["from scratch (no parent)"]["test"])
+    printed_mean = np.mean(next(v["test"] for label, v in by_way.items() if label.endswith("(printed)")))
+    verdict = (f"On the mean the printed command {'gains' if printed_mean > scratch else 'loses'} "
+               f"{abs(printed_mean - scratch) * 100:.2f} points against retraining from scratch.")
+    how = ("warm-started from the parent and distilled from it" if args.space == "mlp" else
+           "distilled from the parent from random weights, as a Dense parent cannot seed convolutions")
+    write_section(section, f"""## A parent that knows more than the training split ({args.space} space)
 
-`python bench/bench_parent.py --small {args.small} --epochs {args.epochs} --seeds {args.seeds} --max_kib {args.max_kib:g}{weights}`
+`python bench/bench_parent.py --space {args.space} --small {args.small} --epochs {args.epochs} --seeds {args.seeds} --max_kib {args.max_kib:g}{weights}`
 
 The user's parent: a float 784-256-256-10 MLP (1,050 KiB) trained on all 8,000 training images of mnist-10k,
 **{parent_acc:.4f} test accuracy**. The user's data: only the first {args.small} of those images (10% for
-validation) and the same 2,000 test images. The search: `search_arc_mnist.py --space mlp --parent parent.keras
+validation) and the same 2,000 test images. The search: `search_arc_mnist.py --space {args.space} --parent parent.keras
 --data small.npz --max_kib {args.max_kib:g} --epochs {args.epochs}` (else defaults); then the `train_arc.py` command it
-printed, unchanged, and three variants of it on the same architecture. Bytes: the deployment target's
+printed ({how}), unchanged, and variants of it on the same architecture. Bytes: the deployment target's
 ({target}) predicted model.tflite, against the parent's {parent_bytes:,} on the same target; KiB: larq's
 theoretical count. Retraining shifts the digits (`--augment`, the default).
 
@@ -137,6 +150,8 @@ Means over the {seeds} seed(s), with 95% intervals (t distribution); the test sp
 | retraining | test acc | bytes / parent | mean - parent | seeds >= parent |
 |---|---|---|---|---|
 {chr(10).join(means)}
+
+{verdict}
 """)
     return 0
 

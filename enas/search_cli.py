@@ -27,7 +27,7 @@ from qnas.targets.base import Target
 from qnas.targets.deploy import resolve_target
 from qnas.targets.latency import LatencyTable
 from qnas.targets.pricing import LatencyPricer, latency_problem
-from qnas.user_parent import as_space_model, hidden_linear_layers, resolve_parent
+from qnas.user_parent import as_space_model, parent_depth_in, resolve_parent
 from qnas.validation import (
     DataNeeds,
     check_image_side,
@@ -147,12 +147,13 @@ def check_latency(args: argparse.Namespace, target: Target, space: Space) -> Non
         raise UserInputError(f"{' and '.join(used)}: {problem}")
 
 
-def retrain_command(arch_string: str, args: argparse.Namespace, parent_retrains: bool = True) -> str:
-    """The exact command that retrains the winner to convergence, keeping the parent's knowledge.
+def retrain_command(arch_string: str, args: argparse.Namespace, warm_start: bool = True) -> str:
+    """The exact command that retrains the winner to convergence, keeping the knowledge of the user's parent.
 
-    The parent the search compared with teaches the retraining (``--distill``): the user's ``--parent``, which
-    also warm-starts it, or else the cached float parent (same ``--seed``, data and ``--cache_dir``, so the same
-    file). ``parent_retrains`` False (a user's parent that train_arc cannot rebuild) leaves both out.
+    A ``--parent`` the user gave teaches the retraining (``--distill``) and warm-starts it where it can
+    (``warm_start``: a Dense/ReLU stack in the mlp space; else ``--init random``). The cached float parent does
+    neither: it learned from the same training split, so it teaches nothing the labels do not (measured:
+    BENCHMARKS.md, "ablation" and "micro").
     """
     parts = ["python", "train_arc.py", "-fixed_arc", arch_string, "--space", args.space]
     parts += ["--data", args.data] if args.data else ["--dataset", args.dataset]
@@ -161,30 +162,25 @@ def retrain_command(arch_string: str, args: argparse.Namespace, parent_retrains:
         parts += ["--target", args.target]
     if args.num_classes:
         parts += ["--num_classes", str(args.num_classes)]
-    if parent_retrains:
-        if args.parent:
-            parts += ["--parent", args.parent]
-            parts += ["--parent_layout", args.parent_layout] if args.parent_layout != "in_out" else []
-        elif args.cache_dir != "cache":
-            parts += ["--cache_dir", args.cache_dir]
-        parts += RETRAIN_DISTILL
+    if args.parent:
+        parts += ["--parent", args.parent]
+        parts += ["--parent_layout", args.parent_layout] if args.parent_layout != "in_out" else []
+        parts += [] if warm_start else ["--init", "random"]
+        parts += ["--distill"]
     return " ".join(shlex.quote(p) for p in parts)
 
 
-def parent_retrains(args: argparse.Namespace, parent: Parent, space: Space, data: Dataset, log: Log) -> bool:
-    """Whether train_arc can warm-start from and distil the user's parent (a Dense/ReLU stack), saying why not."""
+def parent_warm_starts(args: argparse.Namespace, parent: Parent, space: Space, data: Dataset, log: Log) -> bool:
+    """Whether train_arc can warm-start from the user's parent (a Dense/ReLU stack), saying why not."""
     if not args.parent:
         return True
     try:
         as_space_model(parent.model, space, data)
     except UserInputError as err:
-        log(f"note: the retrain command starts from scratch without your parent: {err}")
+        log(f"note: the retrain command learns from your parent (--distill) but starts from random weights: {err}")
         return False
     return True
 
-
-# how the printed retrain command learns from the parent (BENCHMARKS.md, "parent knowledge")
-RETRAIN_DISTILL = ["--distill"]
 
 # settings a resumed run may change: a time budget can be extended, and the step may move to another device
 RESUMABLE_CHANGES = {"max_minutes", "supernet_step"}
@@ -229,7 +225,8 @@ def run_from_args(args: argparse.Namespace, argv: list[str]) -> int:
     _log(f"data: {data.describe()}" + (", standardised per channel" if standardisation else ""))
     parent = resolve_parent(get_space(args.space), data, args.parent, emb_layer_names(args.emb_layers),
                             args.parent_layout, seed=args.seed, cache_dir=cache_dir, log=_log)
-    space = space_from_args(args, parent_depth=hidden_depth(parent.model) if args.parent else None,
+    parent_depth = hidden_depth(parent.model, get_space(args.space)) if args.parent else None
+    space = space_from_args(args, parent_depth=parent_depth,
                             target_types=target.default_types())
     if args.parent and space.family == "chain":
         check_image_side(data.input_shape, *_conv_side(space, space.num_layers))
@@ -262,7 +259,7 @@ def run_from_args(args: argparse.Namespace, argv: list[str]) -> int:
     if not dist.is_chief:
         print("search: this worker's part is done; the chief wrote the result", flush=True)
         return 0
-    command = retrain_command(result.best.to_string(), args, parent_retrains(args, parent, space, data, _log))
+    command = retrain_command(result.best.to_string(), args, parent_warm_starts(args, parent, space, data, _log))
     t = result.best_terms
     _log("=" * 51)
     lines = result.best.display_lines()
@@ -305,8 +302,8 @@ def _conv_side(space: Space, depth: int) -> tuple[int, str]:
     return conv_min_side(pools), f"the {space.name} space's {pools} 2x2 max pooling(s)"
 
 
-def hidden_depth(model) -> int:
-    """Hidden Dense/Conv2D layers of a user's parent (its classifier excluded): the search's default depth."""
-    return max(1, len(hidden_linear_layers(model)))
+def hidden_depth(model, space: Space) -> int | None:
+    """The search's default depth from a user's parent: its hidden layers when they are of the space's kind."""
+    return parent_depth_in(model, getattr(space, "kind", ""))
 
 

@@ -84,7 +84,7 @@ class TrainConfig:
     seed: int = 0
     output_dir: str | None = None
     resume: bool = False
-    init: str = "random"
+    init: str | None = None  # "random" or "parent" (warm start); None: "parent" when ``parent`` is given
     lr: float = 3e-3
     warmup_epochs: int = 1
     patience: int = 10
@@ -92,7 +92,7 @@ class TrainConfig:
     cache_dir: str = "cache"
     tflite: bool = True
     target: str | None = None  # deployment target of model.tflite (None: the best installed; see qnas.targets)
-    parent: str | None = None  # a user's trained model to start from (implies init="parent")
+    parent: str | None = None  # a user's trained model: warm start (init "parent") and/or teacher (``distill``)
     parent_layout: str = "in_out"
     num_classes: int | None = None  # None: the largest label + 1
     distribute: str = "none"  # none | mirrored | multi_worker (qnas.distribute); may change on --resume
@@ -101,8 +101,8 @@ class TrainConfig:
     augment: bool | None = None  # shifts (and flips of colour images); None: on (bench_augment.py measured it)
 
     def __post_init__(self) -> None:
-        if self.parent:
-            self.init = "parent"
+        if self.init is None:
+            self.init = "parent" if self.parent else "random"
 
     def validate(self) -> None:
         """Refuse settings that cannot work, saying what is expected."""
@@ -119,6 +119,9 @@ class TrainConfig:
         for ok, message in checks:
             if not ok:
                 raise UserInputError(message)
+        if self.parent and self.init == "random" and self.distill is None:
+            raise UserInputError("--parent with --init random leaves the parent unused: add --distill (it teaches the "
+                                 "randomly initialised network) or drop --init random (it warm-starts from it)")
         check_seed(self.seed)
         check_num_classes(self.num_classes)
         if self.distill is not None:
@@ -299,9 +302,13 @@ def train_architecture(config: TrainConfig, log: Callable[[str], None] | None = 
 
 
 def _load_init_parent(space: Space, data: Dataset, config: TrainConfig, log: Callable[[str], None]) -> Parent:
-    """The parent a warm start copies from, in this toolkit's layout (checked on loading)."""
-    return resolve_parent(space, data, config.parent, layout=config.parent_layout, in_space=True, seed=config.seed,
-                          cache_dir=config.cache_dir, log=log, emb_flag=False)
+    """The parent a warm start copies from or distillation learns from, checked on loading.
+
+    A warm start needs it in this toolkit's layout (a user's Dense/ReLU stack is rebuilt so); a teacher alone
+    can be any model that maps these images to these classes.
+    """
+    return resolve_parent(space, data, config.parent, layout=config.parent_layout, in_space=config.init == "parent",
+                          seed=config.seed, cache_dir=config.cache_dir, log=log, emb_flag=False)
 
 
 def _init_from_parent(model, parent: Parent, data: Dataset, config: TrainConfig,
@@ -380,7 +387,7 @@ def _finish(model, state: TrainState, tb: RunLogger, space: Space, arch: AnyArch
     model_path = save_model(model, folder / "model.keras")
     reload_diff = float(np.max(np.abs(load_model(model_path).predict(sample, verbose=0) - expected)))
     deploy = deploy_model(model, space, arch, config.target, folder, data.x_train, data.x_test, log,
-                          export=config.tflite)
+                          export=config.tflite, y_test=data.y_test)
     tflite_path = folder / deploy["path"] if deploy["path"] else None
     tflite_info: dict[str, Any] = {"path": str(tflite_path) if tflite_path else None, "skipped": deploy.get("skipped"),
                                    "bytes": deploy["bytes"], "argmax_agreement": deploy["top1_agreement"]}

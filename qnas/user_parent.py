@@ -325,6 +325,19 @@ def resolve_parent(space: SearchSpace, data: Dataset, path: str | Path | None = 
     return load_user_parent(path, data, emb_layers, layout, log=log, emb_flag=emb_flag)
 
 
+def parent_depth_in(model: tf.keras.Model, kind: str) -> int | None:
+    """Hidden layers of a parent (classifier excluded) when all are of ``kind`` ("dense": Dense, "conv": Conv2D).
+
+    A search follows the depth of a parent like its own networks; a parent of another kind (a Dense stack for
+    the conv space) says nothing about it: None.
+    """
+    layer_class = {"dense": tf.keras.layers.Dense, "conv": tf.keras.layers.Conv2D}.get(kind)
+    hidden = hidden_linear_layers(model)
+    if layer_class is None or not hidden or not all(type(layer) is layer_class for layer in hidden):
+        return None
+    return len(hidden)
+
+
 def hidden_linear_layers(model: tf.keras.Model) -> list[tf.keras.layers.Layer]:
     """The Dense/Conv2D layers of a model in order, without the last one (the classifier)."""
     return [layer for layer in _flat_layers(model) if isinstance(layer, _HIDDEN_KINDS)][:-1]

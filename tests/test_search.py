@@ -123,6 +123,10 @@ def test_latency_term_and_budget_of_the_objective():
     within, over = budget.terms(0.9, 0.0, 0.1, 3.0, 0.5, 0.4), budget.terms(0.9, 0.0, 0.1, 3.0, 0.75, 0.6)
     assert budget.uses_latency and within["ms"] == 0.4 and within["lat_ratio"] == 0.5
     assert over["reward"] < within["reward"] - 1.0 and not budget.fits(3.0, 0.6) and budget.fits(3.0, 0.4)
+    further = budget.terms(0.95, 0.0, 0.1, 3.0, 0.75, 0.9)  # more accurate, but further over: lower
+    assert further["reward"] < over["reward"] and budget.excess(3.0, 0.9) == pytest.approx(0.8)
+    sized = Objective(w, max_kib=10.0)
+    assert sized.excess(15.0) == pytest.approx(0.5) and sized.excess(9.0) == 0.0
 
 
 def test_pareto_front_keeps_only_undominated_points():
@@ -272,8 +276,9 @@ def test_latency_budget_and_term_in_a_search(toy_npz, tmp_path):
     for r in rows:
         ms = FakeLatencyTable.predict(parse_arch(r["arch"]), None, None, None)
         assert r["ms"] == pytest.approx(ms, abs=1e-6) and r["lat_ratio"] == pytest.approx(ms / parent_ms, abs=1e-6)
-        reward = weights.score(r["acc"], r["sim"], r["size_ratio"], r["lat_ratio"]) - (2.8 if ms > 0.02 else 0.0)
-        assert r["reward"] == pytest.approx(reward, abs=1e-5)  # over the budget: below every reward within it
+        penalty = 2.8 + ms / 0.02 - 1.0 if ms > 0.02 else 0.0  # below every reward within it, lower the further over
+        reward = weights.score(r["acc"], r["sim"], r["size_ratio"], r["lat_ratio"]) - penalty
+        assert r["reward"] == pytest.approx(reward, abs=1e-5)
     assert any(r["ms"] > 0.02 for r in rows) and result.best_terms["ms"] <= 0.02  # never picked
     shown = [line for line in logged if line.startswith("val_acc=")]
     assert shown and all(" ms=" in line and "KiB ms=" in line for line in shown)
@@ -302,6 +307,7 @@ def test_cli_end_to_end_prints_a_runnable_retrain_command(toy_npz, tmp_path, cap
     result = json.loads((out / "result.json").read_text())
     assert result["retrain_command"] in printed
     assert result["retrain_command"].startswith("python train_arc.py -fixed_arc ")
+    assert "--distill" not in result["retrain_command"]  # the cached parent knows only this split: it does not teach
     assert parse_arch(result["best_arch"], get_space("mlp"))
     assert result["seed"] == 0 and "tensorflow" in result["versions"] and "command" in result
     assert (out / "pareto.png").stat().st_size > 1000 and "Pareto-optimal" in printed

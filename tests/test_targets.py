@@ -18,7 +18,7 @@ from qnas.parent import Parent
 from qnas.spaces import get_space
 from qnas.targets import default_target, get_target, target_names
 from qnas.targets.cells import micro_graph, tflite_op_counts
-from qnas.targets.deploy import deploy_model
+from qnas.targets.deploy import deploy_model, format_deploy
 from qnas.targets.flatbuffer import read_tflite
 from qnas.targets.fold import DeployGraph, fold_model, snap_bias
 from qnas.targets.latency import LatencyTable
@@ -143,9 +143,12 @@ def test_a_micro_network_ships_as_priced_and_computes_what_keras_computes(data, 
     arch = space.parse("0 10 1 0 2 2 0 4 0 3 1 11 2 4 1 10")  # two nodes a cell
     model = space.build(arch, SHAPE, CLASSES)
     model.compile(tf.keras.optimizers.legacy.Adam(3e-3), "sparse_categorical_crossentropy")
-    x, y, xt, _ = data
+    x, y, xt, yt = data
     model.fit(x[:64], y[:64], epochs=1, batch_size=32, verbose=0)  # BatchNorm gets statistics of its own
-    record = deploy_model(model, space, arch, "lce", tmp_path, x, xt[:16], latency_repeats=2)
+    record = deploy_model(model, space, arch, "lce", tmp_path, x, xt[:16], latency_repeats=2, y_test=yt[:16])
+    keras_accuracy = np.mean(np.argmax(model.predict(xt[:16], verbose=0), 1) == yt[:16])
+    assert record["test_accuracy"] == pytest.approx(keras_accuracy)  # the file's own, on the labels
+    assert f"test accuracy {keras_accuracy:.4f}" in format_deploy(record)
     size = (tmp_path / record["path"]).stat().st_size
     assert record["bytes"] == size and abs(record["predicted_bytes"] - size) <= max(0.05 * size, 2048), record
     assert record["top1_agreement"] == 1.0 and record["agreement_images"] == 16  # the file computes what Keras does

@@ -120,6 +120,30 @@ def test_users_parent_drives_a_search_and_is_recorded(toy, tmp_path, capsys):
     assert "'bogus'" in capsys.readouterr().err
 
 
+def test_a_parent_of_another_kind_teaches_the_conv_search_s_retrain(toy, tmp_path, capsys):
+    import train_arc
+
+    folder, _, _ = toy
+    out = tmp_path / "conv"
+    argv = ["--data", str(folder / "data.npz"), "--parent", str(folder / "parent.keras"), "--widths", "4,8",
+            "--types", "0", "--epochs", "1", "--batch_size", "60", "--controller_steps", "1", "--controller_batch", "2",
+            "--output_dir", str(out)]
+    assert search_arc_mnist.main(argv) == 0
+    assert "learns from your parent (--distill) but starts from random weights" in capsys.readouterr().out
+    result = json.loads((out / "result.json").read_text())
+    assert len(result["best_arch"].split()) == 8  # the conv space's own 4 layers, not the Dense parent's 2
+    command = shlex.split(result["retrain_command"])
+    assert command[command.index("--parent") + 1] == str(folder / "parent.keras")
+    assert command[command.index("--init") + 1] == "random" and "--distill" in command
+    assert train_arc.main([*command[2:], "--max_epochs", "1", "--output_dir", str(tmp_path / "re"), "--no_tflite"]) == 0
+    retrained = json.loads((tmp_path / "re" / "result.json").read_text())
+    assert retrained["init_parent"] is None and retrained["config"]["init"] == "random"
+    assert retrained["config"]["parent"] == str(folder / "parent.keras") and retrained["config"]["distill"]["alpha"] > 0
+    unused = [*command[2:command.index("--distill")], "--output_dir", str(tmp_path / "unused")]
+    assert train_arc.main(unused) == 2  # --parent with --init random and nothing to teach: refused, nothing written
+    assert "add --distill" in capsys.readouterr().err and not (tmp_path / "unused").exists()
+
+
 def test_train_arc_starts_from_the_users_parent(toy, tmp_path, capsys):
     import train_arc
 

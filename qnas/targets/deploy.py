@@ -16,7 +16,7 @@ from qnas.errors import UserInputError
 from qnas.space import SearchSpace
 from qnas.targets.artifact import CALIBRATION_IMAGES, ExportError
 from qnas.targets.base import Target, default_target, get_target
-from qnas.targets.measure import measure_latency, top1_agreement
+from qnas.targets.measure import file_top1, measure_latency
 
 FILE_NAME = "model.tflite"
 
@@ -28,11 +28,11 @@ def resolve_target(name: str | None) -> Target:
 
 def deploy_model(model, space: SearchSpace, arch: Architecture, target: Target | str, folder: str | Path,
                  x_train: np.ndarray, x_test: np.ndarray, log: Callable[[str], None] | None = None,
-                 latency_repeats: int = 50, export: bool = True) -> dict[str, Any]:
+                 latency_repeats: int = 50, export: bool = True, y_test: np.ndarray | None = None) -> dict[str, Any]:
     """Export ``model`` for ``target`` into ``folder/model.tflite``, check it against Keras, time it.
 
     Returns the record ``{target, theoretical, path, bytes, predicted_bytes, top1_agreement,
-    agreement_images, latency_ms, layers}``; a converter failure is recorded as ``skipped`` (the
+    agreement_images, test_accuracy, latency_ms, layers}`` (``test_accuracy``: the file's own, given ``y_test``); a converter failure is recorded as ``skipped`` (the
     training run is not lost for it), and an unusable target raises ``UserInputError`` before that.
     ``export=False`` records the prediction only (``skipped: turned off``).
     """
@@ -42,7 +42,7 @@ def deploy_model(model, space: SearchSpace, arch: Architecture, target: Target |
     record: dict[str, Any] = {
         "target": target.name, "theoretical": target.theoretical, "path": None, "bytes": None,
         "predicted_bytes": target.predict_bytes(arch, space, input_shape, classes),
-        "top1_agreement": None, "agreement_images": 0, "latency_ms": None,
+        "top1_agreement": None, "agreement_images": 0, "test_accuracy": None, "latency_ms": None,
         "layers": target.layer_table(arch, space, input_shape),
     }
     if target.theoretical:
@@ -62,7 +62,7 @@ def deploy_model(model, space: SearchSpace, arch: Architecture, target: Target |
         return record
     record["path"] = path.name
     record["bytes"] = path.stat().st_size
-    record["top1_agreement"] = top1_agreement(model, target, path, x_test)
+    record["top1_agreement"], record["test_accuracy"] = file_top1(model, target, path, x_test, y_test)
     record["agreement_images"] = len(x_test)
     record["latency_ms"] = measure_latency(target, path, x_test, repeats=latency_repeats).as_dict()
     return record
@@ -82,8 +82,9 @@ def format_deploy(record: dict[str, Any]) -> str:
         return summary_line("deploy", f"{name}: skipped ({record['skipped']}); predicted "
                                       f"{record['predicted_bytes']:,} bytes")
     lat = record["latency_ms"]
+    own = "" if record.get("test_accuracy") is None else f", test accuracy {record['test_accuracy']:.4f}"
     return summary_line("deploy", f"{name}: {record['path']} {record['bytes']:,} bytes (predicted "
-                                  f"{record['predicted_bytes']:,}); top-1 agrees with Keras on "
+                                  f"{record['predicted_bytes']:,}){own}; top-1 agrees with Keras on "
                                   f"{100 * record['top1_agreement']:.2f}% of {record['agreement_images']} test images; "
                                   f"{lat['single_ms']:.3f} ms per image, {lat['batch_ms']:.2f} ms per batch of "
                                   f"{lat['batch']} (1 thread)")

@@ -12,10 +12,17 @@ from qnas.targets.base import Target, get_target
 
 def top1_agreement(keras_model, target: Target | str, path: str | Path, x: np.ndarray) -> float:
     """Fraction of images on which the file's top-1 class equals the Keras model's."""
+    return file_top1(keras_model, target, path, x)[0]
+
+
+def file_top1(keras_model, target: Target | str, path: str | Path, x: np.ndarray,
+              labels: np.ndarray | None = None) -> tuple[float, float | None]:
+    """The file's top-1 agreement with the Keras model on ``x`` and, given ``labels``, the file's own accuracy."""
     target = get_target(target)
-    expected = np.asarray(keras_model.predict(np.asarray(x, np.float32), batch_size=500, verbose=0))
-    got = target.predict(path, x)
-    return float(np.mean(np.argmax(got, axis=1) == np.argmax(expected, axis=1)))
+    expected = np.argmax(np.asarray(keras_model.predict(np.asarray(x, np.float32), batch_size=500, verbose=0)), axis=1)
+    got = np.argmax(target.predict(path, x), axis=1)
+    accuracy = None if labels is None else float(np.mean(got == np.reshape(labels, -1)))
+    return float(np.mean(got == expected)), accuracy
 
 
 @dataclass(frozen=True)
