@@ -102,6 +102,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--output_dir", help="where checkpoints, logs and results go (default runs/search/<space>-seed<S>)")
     p.add_argument("--cache_dir", default="cache", help="where the float parent is cached (default %(default)s)")
     add_parent_flags(p, "your trained model, which replaces the cached float parent")
+    p.add_argument("--retrain_epochs", type=int, metavar="N",
+                   help="epochs of the train_arc.py command printed at the end (its --max_epochs; default: "
+                        "train_arc's 30)")
     p.add_argument("--plot", action="store_true",
                    help="at the end, draw pareto.png: accuracy vs size of every architecture scored, front marked")
     p.add_argument("--resume", action="store_true", help="continue the run in --output_dir from its last checkpoint")

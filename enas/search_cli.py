@@ -95,6 +95,8 @@ def check_args(args: argparse.Namespace) -> None:
     if args.population_size < 2 or not 1 <= args.sample_size <= args.population_size:
         raise UserInputError(f"--population_size must be at least 2 and --sample_size between 1 and it, got "
                              f"{args.population_size} and {args.sample_size}")
+    if args.retrain_epochs is not None and args.retrain_epochs < 1:
+        raise UserInputError(f"--retrain_epochs must be a positive integer, got {args.retrain_epochs}")
     if args.max_minutes is not None and not args.max_minutes > 0:
         raise UserInputError(f"--max_minutes must be positive, got {args.max_minutes}")
     if args.max_kib is not None and not (args.max_kib > 0 and math.isfinite(args.max_kib)):
@@ -162,6 +164,8 @@ def retrain_command(arch_string: str, args: argparse.Namespace, warm_start: bool
         parts += ["--target", args.target]
     if args.num_classes:
         parts += ["--num_classes", str(args.num_classes)]
+    if getattr(args, "retrain_epochs", None):
+        parts += ["--max_epochs", str(args.retrain_epochs)]
     if args.parent:
         parts += ["--parent", args.parent]
         parts += ["--parent_layout", args.parent_layout] if args.parent_layout != "in_out" else []

@@ -333,7 +333,7 @@ def parent_depth_in(model: tf.keras.Model, kind: str) -> int | None:
     """
     layer_class = {"dense": tf.keras.layers.Dense, "conv": tf.keras.layers.Conv2D}.get(kind)
     hidden = hidden_linear_layers(model)
-    if layer_class is None or not hidden or not all(type(layer) is layer_class for layer in hidden):
+    if layer_class is None or not hidden or not all(isinstance(layer, layer_class) for layer in hidden):
         return None
     return len(hidden)
 

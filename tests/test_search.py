@@ -199,6 +199,7 @@ def test_resume_gives_the_same_state_as_an_uninterrupted_run(toy_npz, tmp_path):
 
 @pytest.mark.parametrize("flags,message", [
     (["--epochs", "0"], "--epochs must be a positive integer"),
+    (["--retrain_epochs", "0"], "--retrain_epochs must be a positive integer"),
     (["--reward_weights", "1,2"], "expected three comma-separated numbers"),
     (["--space", "rnn"], "unknown search space 'rnn'"),
     (["--widths", "8,x"], "--widths '8,x': expected comma-separated integers"),
@@ -308,6 +309,7 @@ def test_cli_end_to_end_prints_a_runnable_retrain_command(toy_npz, tmp_path, cap
     assert result["retrain_command"] in printed
     assert result["retrain_command"].startswith("python train_arc.py -fixed_arc ")
     assert "--distill" not in result["retrain_command"]  # the cached parent knows only this split: it does not teach
+    assert "--max_epochs" not in result["retrain_command"]  # train_arc's own default unless --retrain_epochs
     assert parse_arch(result["best_arch"], get_space("mlp"))
     assert result["seed"] == 0 and "tensorflow" in result["versions"] and "command" in result
     assert (out / "pareto.png").stat().st_size > 1000 and "Pareto-optimal" in printed

@@ -127,7 +127,7 @@ def test_a_parent_of_another_kind_teaches_the_conv_search_s_retrain(toy, tmp_pat
     out = tmp_path / "conv"
     argv = ["--data", str(folder / "data.npz"), "--parent", str(folder / "parent.keras"), "--widths", "4,8",
             "--types", "0", "--epochs", "1", "--batch_size", "60", "--controller_steps", "1", "--controller_batch", "2",
-            "--output_dir", str(out)]
+            "--retrain_epochs", "1", "--output_dir", str(out)]
     assert search_arc_mnist.main(argv) == 0
     assert "learns from your parent (--distill) but starts from random weights" in capsys.readouterr().out
     result = json.loads((out / "result.json").read_text())
@@ -135,7 +135,8 @@ def test_a_parent_of_another_kind_teaches_the_conv_search_s_retrain(toy, tmp_pat
     command = shlex.split(result["retrain_command"])
     assert command[command.index("--parent") + 1] == str(folder / "parent.keras")
     assert command[command.index("--init") + 1] == "random" and "--distill" in command
-    assert train_arc.main([*command[2:], "--max_epochs", "1", "--output_dir", str(tmp_path / "re"), "--no_tflite"]) == 0
+    assert command[command.index("--max_epochs") + 1] == "1"  # --retrain_epochs
+    assert train_arc.main([*command[2:], "--output_dir", str(tmp_path / "re"), "--no_tflite"]) == 0
     retrained = json.loads((tmp_path / "re" / "result.json").read_text())
     assert retrained["init_parent"] is None and retrained["config"]["init"] == "random"
     assert retrained["config"]["parent"] == str(folder / "parent.keras") and retrained["config"]["distill"]["alpha"] > 0
