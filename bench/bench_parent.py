@@ -88,6 +88,7 @@ def main() -> int:
     log(f"parent: test accuracy {parent_acc:.4f}")
     rows, target, parent_bytes = [], "", 0
     by_way: dict[str, dict[str, list[float]]] = {}
+    test_by_name: dict[str, list[float]] = {}  # the same test accuracies, by the short name of each way
     for seed in (int(s) for s in args.seeds.split(",")):
         run = out / f"search-seed{seed}"
         argv = ["--space", args.space, "--parent", str(parent), "--data", str(small), "--epochs", str(args.epochs),
@@ -111,6 +112,7 @@ def main() -> int:
             r = retrain(cmd, out / f"seed{seed}-{name}")
             way = by_way.setdefault(label, {"test": [], "bytes": []})
             way["test"].append(r["test"])
+            test_by_name.setdefault(name, []).append(r["test"])
             way["bytes"].append(r["bytes"] / result["parent_bytes"])
             rows.append(f"| {seed} | `{result['best_arch']}` | {label} | {r['test']:.4f} | {r['bytes']:,} | "
                         f"{r['bytes'] / result['parent_bytes']:.3f} | {r['kib']:.2f} | "
@@ -122,8 +124,7 @@ def main() -> int:
              f"{np.mean(v['test']) - parent_acc:+.4f} | {sum(t >= parent_acc for t in v['test'])} / {seeds} |"
              for label, v in by_way.items()]
     section = "parent-knowledge" if args.space == "mlp" else f"parent-knowledge-{args.space}"
-    scratch = np.mean(by_way["from scratch (no parent)"]["test"])
-    printed_mean = np.mean(next(v["test"] for label, v in by_way.items() if label.endswith("(printed)")))
+    scratch, printed_mean = np.mean(test_by_name["scratch"]), np.mean(test_by_name["printed"])
     verdict = (f"On the mean the printed command {'gains' if printed_mean > scratch else 'loses'} "
                f"{abs(printed_mean - scratch) * 100:.2f} points against retraining from scratch.")
     how = ("warm-started from the parent and distilled from it" if args.space == "mlp" else

@@ -164,7 +164,7 @@ def retrain_command(arch_string: str, args: argparse.Namespace, warm_start: bool
         parts += ["--target", args.target]
     if args.num_classes:
         parts += ["--num_classes", str(args.num_classes)]
-    if getattr(args, "retrain_epochs", None):
+    if args.retrain_epochs:
         parts += ["--max_epochs", str(args.retrain_epochs)]
     if args.parent:
         parts += ["--parent", args.parent]
@@ -227,11 +227,11 @@ def run_from_args(args: argparse.Namespace, argv: list[str]) -> int:
                                                             num_classes=args.num_classes,
                                                             needs=search_needs(args, planned)))
     _log(f"data: {data.describe()}" + (", standardised per channel" if standardisation else ""))
-    parent = resolve_parent(get_space(args.space), data, args.parent, emb_layer_names(args.emb_layers),
+    registered = get_space(args.space)
+    parent = resolve_parent(registered, data, args.parent, emb_layer_names(args.emb_layers),
                             args.parent_layout, seed=args.seed, cache_dir=cache_dir, log=_log)
-    parent_depth = hidden_depth(parent.model, get_space(args.space)) if args.parent else None
-    space = space_from_args(args, parent_depth=parent_depth,
-                            target_types=target.default_types())
+    parent_depth = parent_depth_in(parent.model, getattr(registered, "kind", "")) if args.parent else None
+    space = space_from_args(args, parent_depth=parent_depth, target_types=target.default_types())
     if args.parent and space.family == "chain":
         check_image_side(data.input_shape, *_conv_side(space, space.num_layers))
     _log(f"parent: test accuracy {parent.test_accuracy:.4f}, {parent.bits / 8192:.1f} KiB theoretical ({parent.source})")
@@ -305,9 +305,5 @@ def _conv_side(space: Space, depth: int) -> tuple[int, str]:
     pools = len(space.pool_after(depth))
     return conv_min_side(pools), f"the {space.name} space's {pools} 2x2 max pooling(s)"
 
-
-def hidden_depth(model, space: Space) -> int | None:
-    """The search's default depth from a user's parent: its hidden layers when they are of the space's kind."""
-    return parent_depth_in(model, getattr(space, "kind", ""))
 
 

@@ -41,7 +41,7 @@ from qnas.errors import UserInputError
 from qnas.records import run_record, write_json_atomic
 from qnas.run_folder import RunFolder
 from qnas.spaces import get_space
-from qnas.trainer import TrainConfig, TrainingInterrupted, train_architecture
+from qnas.trainer import TrainConfig, TrainingInterrupted, default_init, train_architecture
 from qnas.validation import check_seed
 
 Log = Callable[[str], None]
@@ -227,7 +227,7 @@ def job_command(config: TrainConfig) -> str:
     words += ["--data", config.data_path] if config.data_path else ["--dataset", config.dataset]
     for flag, value, default in (("--num_classes", config.num_classes, None), ("--max_epochs", config.max_epochs, 30),
                                  ("--patience", config.patience, 10), ("--batch_size", config.batch_size, 100),
-                                 ("--lr", config.lr, 3e-3), ("--init", config.init, "parent" if config.parent else "random"),
+                                 ("--lr", config.lr, 3e-3), ("--init", config.init, default_init(config.parent)),
                                  ("--parent", config.parent, None), ("--parent_layout", config.parent_layout, "in_out"),
                                  ("--cache_dir", config.cache_dir, "cache")):
         if value != default:

@@ -71,6 +71,11 @@ CHECK_SAMPLES = 256  # test images used to check the reloaded model (the deploye
 BN_CALIBRATION_SAMPLES = 2000  # training images whose batch statistics become BatchNorm's moving statistics
 
 
+def default_init(parent: str | None) -> str:
+    """``--init`` when not given: warm-start from the user's ``--parent`` when there is one, else random weights."""
+    return "parent" if parent else "random"
+
+
 @dataclass
 class TrainConfig:
     """Everything that defines one training run (the CLI's flags)."""
@@ -102,7 +107,7 @@ class TrainConfig:
 
     def __post_init__(self) -> None:
         if self.init is None:
-            self.init = "parent" if self.parent else "random"
+            self.init = default_init(self.parent)
 
     def validate(self) -> None:
         """Refuse settings that cannot work, saying what is expected."""

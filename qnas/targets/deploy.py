@@ -32,8 +32,9 @@ def deploy_model(model, space: SearchSpace, arch: Architecture, target: Target |
     """Export ``model`` for ``target`` into ``folder/model.tflite``, check it against Keras, time it.
 
     Returns the record ``{target, theoretical, path, bytes, predicted_bytes, top1_agreement,
-    agreement_images, test_accuracy, latency_ms, layers}`` (``test_accuracy``: the file's own, given ``y_test``); a converter failure is recorded as ``skipped`` (the
-    training run is not lost for it), and an unusable target raises ``UserInputError`` before that.
+    agreement_images, test_accuracy, latency_ms, layers}`` (``test_accuracy``: the file's own, given ``y_test``);
+    a converter failure is recorded as ``skipped`` (the training run is not lost for it), and an unusable
+    target raises ``UserInputError`` before that.
     ``export=False`` records the prediction only (``skipped: turned off``).
     """
     log = log or (lambda text: None)
