@@ -129,7 +129,9 @@ def test_a_parent_of_another_kind_teaches_the_conv_search_s_retrain(toy, tmp_pat
             "--types", "0", "--epochs", "1", "--batch_size", "60", "--controller_steps", "1", "--controller_batch", "2",
             "--retrain_epochs", "1", "--output_dir", str(out)]
     assert search_arc_mnist.main(argv) == 0
-    assert "learns from your parent (--distill) but starts from random weights" in capsys.readouterr().out
+    printed = capsys.readouterr().out
+    assert "learns from your parent (--distill) but starts from random weights" in printed
+    assert "keep the higher validation accuracy" in printed  # how to tell whether the parent is the stronger model
     result = json.loads((out / "result.json").read_text())
     assert len(result["best_arch"].split()) == 8  # the conv space's own 4 layers, not the Dense parent's 2
     command = shlex.split(result["retrain_command"])
