@@ -25,6 +25,7 @@ import os
 os.environ.setdefault("TF_USE_LEGACY_KERAS", "1")  # before anything imports TensorFlow
 
 import argparse
+import itertools
 import json
 import time
 from pathlib import Path
@@ -131,6 +132,8 @@ def main() -> int:
     p.add_argument("--variants", default="uniform,distill,sandwich,sandwich+distill")
     p.add_argument("--stage", default="all", choices=("all", "standalone", "supernets"))
     args = p.parse_args()
+    if args.standalone_seeds < 2:
+        p.error(f"--standalone_seeds must be at least 2 (the truth is a mean over seeds), got {args.standalone_seeds}")
     out = Path(args.out)
     space = get_space("conv")
     data = load_dataset(data_path=args.data, seed=0)
@@ -146,9 +149,8 @@ def main() -> int:
         return 0
     truth = [s["test"] for s in alone]  # what each architecture trains to: no run trains or selects on test
     one_run = kendall_tau([s["val"] for s in alone], truth)  # one standalone training ranked on the search's split
-    seed_pairs = [(i, j) for i in range(args.standalone_seeds) for j in range(i + 1, args.standalone_seeds)]
-    seed_to_seed = (float(np.mean([kendall_tau([s["test_seeds"][i] for s in alone], [s["test_seeds"][j] for s in alone])
-                                   for i, j in seed_pairs])) if seed_pairs else float("nan"))
+    by_seed = list(zip(*(s["test_seeds"] for s in alone)))  # one tuple of test accuracies per seed
+    seed_to_seed = float(np.mean([kendall_tau(a, b) for a, b in itertools.combinations(by_seed, 2)]))
     table, rows = [], []
     for variant in args.variants.split(","):
         shared = shared_scores(variant, archs, args, out, space, data)
