@@ -80,6 +80,10 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--sandwich", action=argparse.BooleanOptionalAction, default=False,
                    help="each shared-weight minibatch also trains the largest and the smallest child "
                         "(default %(default)s)")
+    p.add_argument("--finalist_steps", type=int, metavar="N",
+                   help="before the last ranking, each finalist trains N minibatches alone from the shared weights "
+                        "(at most 3 passes over the training split), which ranks them closer to standalone training; "
+                        "0: score the shared weights as they are (default 200; micro 0)")
     p.add_argument("--distill", type=float, default=0.0, metavar="ALPHA",
                    help="children learn from the float parent's soft targets with this weight, from the labels with "
                         "1 - ALPHA (default %(default)s: labels only)")

@@ -34,6 +34,7 @@ import numpy as np
 from common import DEFAULT_DATA, ROOT, kendall_tau, log, write_section
 
 import train_arc
+from enas.fine_tune import finalist_minibatches, trained_alone
 from enas.search import Search, SearchConfig
 from enas.strategies.random import RandomStrategy
 from qnas.arch import Architecture
@@ -43,14 +44,21 @@ from qnas.space import SearchSpace
 from qnas.spaces import get_space
 
 # supernet training options of the child phase (SearchConfig fields), by variant name; a variant with "supernet"
-# scores that variant's trained shared weights with other evaluation options (calib_size: BatchNorm calibration images)
+# scores that variant's trained shared weights with other evaluation options (calib_size: BatchNorm calibration images;
+# finalist_steps: each architecture first trains alone from the shared weights, as the search's finalists do, on the
+# minibatches of seed "draw", by default the supernet's seed); supernet None: untrained weights (the control)
 VARIANTS: dict[str, dict] = {
-    "uniform": {"distill": 0.0, "sandwich": False},
-    "distill": {"distill": 0.5, "sandwich": False},
-    "sandwich": {"distill": 0.0, "sandwich": True},
-    "sandwich+distill": {"distill": 0.5, "sandwich": True},
-    "distill+features": {"distill": 0.5, "sandwich": False, "feature_distill": 0.1},
+    "uniform": {"distill": 0.0, "sandwich": False, "finalist_steps": 0},
+    "distill": {"distill": 0.5, "sandwich": False, "finalist_steps": 0},
+    "sandwich": {"distill": 0.0, "sandwich": True, "finalist_steps": 0},
+    "sandwich+distill": {"distill": 0.5, "sandwich": True, "finalist_steps": 0},
+    "distill+features": {"distill": 0.5, "sandwich": False, "feature_distill": 0.1, "finalist_steps": 0},
     "uniform-calib1024": {"supernet": "uniform", "calib_size": 1024},
+    "uniform+alone200": {"supernet": "uniform", "finalist_steps": 200},
+    "uniform+alone200-draw1": {"supernet": "uniform", "finalist_steps": 200, "draw": 1},
+    "uniform+alone200-draw2": {"supernet": "uniform", "finalist_steps": 200, "draw": 2},
+    "uniform+alone100": {"supernet": "uniform", "finalist_steps": 100},
+    "untrained+alone200": {"supernet": None, "finalist_steps": 200},
 }
 
 
@@ -94,14 +102,17 @@ def shared_scores(variant: str, archs: list[Architecture], args: argparse.Namesp
     parent = get_parent(space, data, seed=args.seed, cache_dir=str(out / "cache"), log=log)
     options = dict(VARIANTS[variant])
     trained_as = options.pop("supernet", variant)
-    options = {**VARIANTS[trained_as], **options}
+    draw = options.pop("draw", args.seed)
+    options = {**VARIANTS.get(trained_as, {}), **options}
     config = SearchConfig(epochs=args.epochs, child_steps=args.child_steps, seed=args.seed, **options)
-    run_dir = out / "supernets" / f"{trained_as}-seed{args.seed}"
+    run_dir = out / "supernets" / f"{trained_as or 'untrained'}-seed{args.seed}"
     search = Search(space, data, parent, config, run_dir, log=log)
-    search.restore()  # a killed run continues from its last epoch
+    epochs = args.epochs if trained_as else 0
+    if trained_as:
+        search.restore()  # a killed run continues from its last epoch
     minutes_path = run_dir / "minutes.json"
     minutes = json.loads(minutes_path.read_text()) if minutes_path.exists() else 0.0
-    for epoch in range(int(search.epoch.numpy()) + 1, args.epochs + 1):
+    for epoch in range(int(search.epoch.numpy()) + 1, epochs + 1):
         start = time.time()
         search.child_phase(epoch)
         minutes += (time.time() - start) / 60
@@ -110,10 +121,16 @@ def shared_scores(variant: str, archs: list[Architecture], args: argparse.Namesp
         minutes_path.write_text(json.dumps(minutes))
     (run_dir / "variant.json").write_text(json.dumps({"variant": trained_as, "epochs": args.epochs, "seed": args.seed,
                                                       "child_steps": args.child_steps, "cache": str(out / "cache")}))
-    ev = search.evaluator
-    scores = {"val": [ev.evaluate_one(a, data.x_val, data.y_val)["acc"] for a in archs],
-              "test": [ev.evaluate_one(a, data.x_test, data.y_test)["acc"] for a in archs],
-              "train_minutes": round(minutes, 2)}
+    batches = finalist_minibatches(draw, len(data.x_train), config.batch_size, config.finalist_steps)
+    ev, scores = search.evaluator, {"val": [], "test": [], "train_minutes": round(minutes, 2)}
+    start = time.time()
+    for a in archs:  # as the search scores its finalists (enas.fine_tune), on both splits
+        with trained_alone(search.supernet, a, data.x_train, data.y_train, batches, config.finalist_lr):
+            ev.weights_changed()
+            scores["val"].append(ev.evaluate_one(a, data.x_val, data.y_val)["acc"])
+            scores["test"].append(ev.evaluate_one(a, data.x_test, data.y_test)["acc"])
+        ev.weights_changed()
+    scores["score_seconds_per_arch"] = round((time.time() - start) / len(archs), 1)
     path.write_text(json.dumps(scores))
     return scores
 
@@ -130,6 +147,9 @@ def main() -> int:
     p.add_argument("--child_steps", type=int, default=72)
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--variants", default="uniform,distill,sandwich,sandwich+distill")
+    p.add_argument("--extra_seeds", default="", help="more supernet seeds, comma-separated, for --extra_variants")
+    p.add_argument("--extra_variants", default="uniform,uniform+alone200",
+                   help="the variants also trained and scored with each of --extra_seeds")
     p.add_argument("--stage", default="all", choices=("all", "standalone", "supernets"))
     args = p.parse_args()
     if args.standalone_seeds < 2:
@@ -158,17 +178,34 @@ def main() -> int:
         tau_test = kendall_tau(shared["test"], truth)
         tau_one = kendall_tau(shared["val"], [s["val"] for s in alone])
         gap = float(np.mean([s["test"] - v for s, v in zip(alone, shared["test"])]))
+        scoring = shared.get("score_seconds_per_arch")
         table.append(f"| {variant} | {VARIANTS[variant]} | **{tau_val:.3f}** | {tau_test:.3f} | {tau_one:.3f} | "
-                     f"{gap:.4f} | {shared['train_minutes']:.1f} |")
+                     f"{gap:.4f} | {shared['train_minutes']:.1f} | {'-' if scoring is None else scoring} |")
         log(table[-1])
         rows.append(shared)
+    extra_seeds = [int(v) for v in args.extra_seeds.split(",") if v.strip()]
+    seed_rows = []
+    for variant in args.extra_variants.split(",") if extra_seeds else []:
+        taus = [kendall_tau(shared_scores(variant, archs, argparse.Namespace(**{**vars(args), "seed": seed}), out, space,
+                                          data)["val"], truth) for seed in [args.seed, *extra_seeds]]
+        seed_rows.append(f"| {variant} | {' | '.join(f'{t:.3f}' for t in taus)} | **{np.mean(taus):.3f}** |")
+        log(seed_rows[-1])
+    seed_table = "" if not seed_rows else f"""
+Other supernets (`--extra_seeds {args.extra_seeds} --extra_variants {args.extra_variants}`): tau on validation vs
+truth, one supernet per seed (each architecture's own minibatches drawn from the supernet's seed).
+
+| variant | {' | '.join(f'seed {v}' for v in [args.seed, *extra_seeds])} | mean |
+|---|{'---|' * (len(extra_seeds) + 2)}
+{chr(10).join(seed_rows)}
+"""
     arch_rows = [f"| `{a.to_string()}` | {s['kib']:.2f} | {s['val']:.4f} | {s['test']:.4f} | "
                  + " | ".join(f"{r['val'][k]:.4f}" for r in rows) + " |" for k, (a, s) in enumerate(zip(archs, alone))]
     names = args.variants.split(",")
     write_section("fidelity", f"""## Weight-sharing fidelity (Kendall's tau)
 
 `python bench/bench_fidelity.py --archs {args.archs} --retrain_epochs {args.retrain_epochs} --standalone_seeds \
-{args.standalone_seeds} --epochs {args.epochs} --child_steps {args.child_steps} --seed {args.seed} --variants {args.variants}`
+{args.standalone_seeds} --epochs {args.epochs} --child_steps {args.child_steps} --seed {args.seed} --variants {args.variants}\
+{f' --extra_seeds {args.extra_seeds} --extra_variants {args.extra_variants}' if extra_seeds else ''}`
 
 {len(archs)} conv architectures spread across the space (evenly spaced size quantiles of 4,000 uniform draws,
 seed {args.sample_seed}). "Standalone": `train_arc.py --max_epochs {args.retrain_epochs} --no-augment --seed S` from
@@ -179,17 +216,21 @@ images). "Shared": the supernet after {args.epochs} child phases of {args.child_
 code), each architecture with its own BatchNorm statistics in inference mode, on the whole validation split of seed 0
 (the split the search ranks with) and on the test images. One supernet per variant (seed {args.seed}); a variant
 naming a `supernet` scores that variant's shared weights again with other evaluation options (`calib_size`: the
-training images each child's BatchNorm statistics are measured on; the search uses 256).
+training images each child's BatchNorm statistics are measured on; the search uses 256). `finalist_steps` N: each
+architecture first trains N minibatches alone from the shared weights (a fresh Adam, learning rate 1e-3, the same
+minibatches for every architecture, drawn from seed `draw`, by default the supernet's), as the search's finalists
+now do before its last ranking (`--finalist_steps`, default 200); `supernet` None: the same N minibatches from
+untrained weights, the control that shows what the shared weights contribute.
 
 What ranking by standalone training itself reaches against the same truth: one training per architecture ranked on
 the search's validation split (seed 0), tau **{one_run:.3f}**; one seed's test accuracies against another's, tau
 {seed_to_seed:.3f} on average. The architectures' true accuracies lie close together (most between 0.97 and 0.99), so
 a single training's noise already reorders them.
 
-| variant | options | tau, shared on validation vs truth | tau, shared on test vs truth | tau, shared on validation vs seed 0's standalone validation | truth - shared on test (mean) | supernet minutes |
-|---|---|---|---|---|---|---|
+| variant | options | tau, shared on validation vs truth | tau, shared on test vs truth | tau, shared on validation vs seed 0's standalone validation | truth - shared on test (mean) | supernet minutes | scoring seconds per architecture |
+|---|---|---|---|---|---|---|---|
 {chr(10).join(table)}
-
+{seed_table}
 | arch | KiB | standalone val (seed 0) | standalone test (mean: truth) | {' | '.join(f'shared val ({n})' for n in names)} |
 |---|---|---|---|{'---|' * len(names)}
 {chr(10).join(arch_rows)}

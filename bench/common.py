@@ -22,6 +22,11 @@ BENCHMARKS = ROOT / "BENCHMARKS.md"
 T95 = {1: 12.71, 2: 4.30, 3: 3.18, 4: 2.78, 5: 2.57, 6: 2.45, 7: 2.36, 8: 2.31, 9: 2.26}  # Student t, two-sided 95%
 
 
+def project_relative(path: str) -> str:
+    """``path`` as the docs name it: relative to the project folder (``../shared/data/...``), never absolute."""
+    return os.path.relpath(Path(path).resolve(), ROOT)
+
+
 def write_section(name: str, markdown: str) -> None:
     """Replace (or append) the ``<!-- section: name -->`` block of BENCHMARKS.md."""
     text = BENCHMARKS.read_text() if BENCHMARKS.exists() else "# Benchmarks\n"

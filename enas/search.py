@@ -19,7 +19,8 @@ Each epoch:
 4. a checkpoint of everything that the next epoch depends on.
 
 Every evaluation is appended to ``evaluations.jsonl``; the run ends by scoring each strategy's best
-candidates on the whole validation split and printing the ``train_arc.py`` command for the winner.
+candidates on the whole validation split, each after ``finalist_steps`` minibatches of training alone from the
+shared weights (``enas.fine_tune``), and printing the ``train_arc.py`` command for the winner.
 TensorBoard gets, per strategy (``tensorboard/<strategy>/``), the best reward found against the
 number of evaluations, and the controller's loss, entropy, baseline and reward terms per update.
 """
@@ -37,6 +38,7 @@ import numpy as np
 import tensorflow as tf
 
 from enas.evaluator import SharedWeightEvaluator
+from enas.fine_tune import finalist_minibatches, trained_alone
 from enas.strategies import Strategy, make_strategy
 from enas.supernets import make_supernet
 from qnas.checkpoints import restore_newest_readable
@@ -89,6 +91,10 @@ class SearchConfig:
     probe_size: int = 300
     num_shown: int = 10
     final_candidates: int = 10
+    # minibatches each finalist trains alone from the shared weights before the last ranking (enas.fine_tune; at
+    # most 3 passes over the training split): tau against standalone training 0.750 -> 0.857 (BENCHMARKS.md, "fidelity")
+    finalist_steps: int = 200
+    finalist_lr: float = 1e-3
     reward: ObjectiveWeights = field(default_factory=ObjectiveWeights)
     max_kib: float | None = None
     max_ms: float | None = None  # latency budget: the target's predicted single-image ms (qnas.targets.latency)
@@ -186,6 +192,10 @@ class Search:
         self.strategy_writers = {name: tf.summary.create_file_writer(str(self.output_dir / "tensorboard" / name))
                                  for name in names}
         self.found = {name: (0, -math.inf) for name in names}  # (evaluations so far, best reward so far)
+        # the last ranking: every finalist's own minibatches (the same for all), and its terms once scored
+        self.final_batches = finalist_minibatches(config.seed, len(data.x_train), config.batch_size,
+                                                  config.finalist_steps)
+        self._final_terms: dict[str, dict[str, float]] = {}  # an architecture two strategies share is scored once
         self.history_path = self.output_dir / "evaluations.jsonl"
         self.start_time = time.time()
         self.minutes_before = 0.0
@@ -364,6 +374,9 @@ class Search:
 
         The result is the first strategy's; ``by_strategy`` holds every strategy's.
         """
+        if self.final_batches:
+            self.log(f"Final ranking: each finalist trains {len(self.final_batches)} minibatches alone from the "
+                     f"shared weights, then is scored on the whole validation split")
         results = {name: self._finish_strategy(name, strategy) for name, strategy in self.strategies.by_name.items()}
         first = next(iter(results.values()))
         first.by_strategy = results
@@ -381,9 +394,11 @@ class Search:
         if guess is not None:
             ranked.append(self.space.decode(guess).to_string())
         candidates = []
-        for text in dict.fromkeys(ranked):
+        texts = list(dict.fromkeys(ranked))
+        for k, text in enumerate(texts):
             arch = self.space.parse(text)
-            terms = self.evaluator.evaluate_one(arch, self.data.x_val, self.data.y_val)
+            self.progress(f"final ranking ({name}): finalist {k + 1}/{len(texts)}")
+            terms = self.final_terms(arch)
             self._record(epoch + 1, "final", arch, terms, name)
             candidates.append((arch, terms))
         fitting = [c for c in candidates if self.config.objective.fits(c[1]["kib"], c[1].get("ms"))]
@@ -395,6 +410,17 @@ class Search:
         candidates = sorted(fitting or candidates, key=lambda item: item[1]["reward"], reverse=True)
         best, best_terms = candidates[0]
         return SearchResult(best, best_terms, candidates, self.minutes(), strategy=name)
+
+    def final_terms(self, arch: AnyArchitecture) -> dict[str, float]:
+        """A finalist's reward terms on the whole validation split, after its own training from the shared weights."""
+        key = arch.to_string()
+        if key not in self._final_terms:
+            with trained_alone(self.supernet, arch, self.data.x_train, self.data.y_train, self.final_batches,
+                               self.config.finalist_lr):
+                self.evaluator.weights_changed()
+                self._final_terms[key] = self.evaluator.evaluate_one(arch, self.data.x_val, self.data.y_val)
+            self.evaluator.weights_changed()
+        return self._final_terms[key]
 
 
 def shuffle(seed: int, index: int, n: int) -> tuple[np.ndarray, np.random.Generator]:

@@ -64,7 +64,7 @@ def space_from_args(args: argparse.Namespace, parent_depth: int | None = None,
 # unless the space has its own (the controller's two knobs: BENCHMARKS.md, "controller knobs", on the conv space;
 # half the epochs of warm-up and 15 updates an epoch: "strategies")
 CLI_DEFAULTS = {"epochs": 20, "max_minutes": None, "max_kib": None, "lr": 2e-3, "reward_weights": "1,0.05,0.5",
-                "controller_lr": 1e-2, "tanh_constant": 5.0, "controller_steps": 15}
+                "controller_lr": 1e-2, "tanh_constant": 5.0, "controller_steps": 15, "finalist_steps": 200}
 
 
 def apply_space_defaults(args: argparse.Namespace) -> None:
@@ -79,6 +79,9 @@ def check_args(args: argparse.Namespace) -> None:
     for flag in ("epochs", "batch_size", "controller_steps", "controller_batch"):
         if getattr(args, flag) < 1:
             raise UserInputError(f"--{flag} must be a positive integer, got {getattr(args, flag)}")
+    if args.finalist_steps < 0:
+        raise UserInputError(f"--finalist_steps must be 0 (no training alone) or a positive integer, got "
+                             f"{args.finalist_steps}")
     if args.child_steps < 0:
         raise UserInputError(f"--child_steps must be 0 (one pass per epoch) or a positive integer, got {args.child_steps}")
     if args.warmup_epochs is not None and args.warmup_epochs < 0:
@@ -189,8 +192,9 @@ def parent_warm_starts(args: argparse.Namespace, parent: Parent, space: Space, d
     return True
 
 
-# settings a resumed run may change: a time budget can be extended, and the step may move to another device
-RESUMABLE_CHANGES = {"max_minutes", "supernet_step"}
+# settings a resumed run may change: a time budget can be extended, the step may move to another device, and a
+# finished search can rank its finalists again with another --finalist_steps (nothing before the last ranking uses it)
+RESUMABLE_CHANGES = {"max_minutes", "supernet_step", "finalist_steps"}
 
 
 def run_from_args(args: argparse.Namespace, argv: list[str]) -> int:
@@ -214,7 +218,7 @@ def run_from_args(args: argparse.Namespace, argv: list[str]) -> int:
                           entropy_weight=args.entropy_weight, baseline_decay=args.baseline_decay,
                           population_size=args.population_size, sample_size=args.sample_size,
                           sandwich=args.sandwich, distill=args.distill, distill_temperature=args.distill_temperature,
-                          feature_distill=args.feature_distill,
+                          feature_distill=args.feature_distill, finalist_steps=args.finalist_steps,
                           reward=ObjectiveWeights.parse(args.reward_weights), max_kib=args.max_kib, max_ms=args.max_ms,
                           max_minutes=args.max_minutes, seed=args.seed, target=target.name)
     output_dir = Path(args.output_dir or f"runs/search/{args.space}-{args.strategy}-seed{args.seed}")
@@ -276,7 +280,9 @@ def run_from_args(args: argparse.Namespace, argv: list[str]) -> int:
         _log("best architecture:")
         for line in lines:
             _log(line)
-    _log(f"shared-weight val_acc={t['acc']:.4f} {size_text(t)} ratio={t['size_ratio']:.4f} "
+    scored = (f"after {len(search.final_batches)} minibatches alone from the shared weights" if search.final_batches
+              else "shared-weight")
+    _log(f"{scored}: val_acc={t['acc']:.4f} {size_text(t)} ratio={t['size_ratio']:.4f} "
          f"sim={t['sim']:.4f} reward={t['reward']:.4f} minutes={result.minutes:.2f}")
     _log(f"retrain it with:\n{command}")
     if latency is not None and latency.table.measured:

@@ -310,6 +310,7 @@ SEARCH_FLAGS = {
     "--num_classes": ["1", "2", "x", "3"],
     "--child_sampling": ["bad", "strategy"],
     "--parent_layout": ["sideways", "out_in"],
+    "--finalist_steps": ["-1", "x", "2"],
 }
 ECOMP_FLAGS = {
     "--mode": ["weird", "faithful"],

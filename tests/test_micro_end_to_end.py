@@ -35,9 +35,10 @@ def test_micro_search_then_retrain_on_cifar_shaped_data(cifar_like, tmp_path, ca
     out = tmp_path / "search"
     argv = ["--space", "micro", "--data", str(cifar_like), "--epochs", "1", "--batch_size", "45",
             "--controller_steps", "1", "--controller_batch", "2", "--output_dir", str(out),
-            "--cache_dir", str(tmp_path / "cache")]
+            "--cache_dir", str(tmp_path / "cache"), "--finalist_steps", "3"]
     assert search_arc_mnist.main(argv) == 0
     printed = capsys.readouterr().out
+    assert "after 3 minibatches alone from the shared weights: val_acc=" in printed  # cells train alone too
     result = json.loads((out / "result.json").read_text())
     assert "standardised per channel" in printed and "# normal cell" in printed and "# reduction cell" in printed
     assert result["retrain_command"] in printed and "--space micro" in result["retrain_command"]

@@ -260,6 +260,9 @@ def test_messages_refusing_a_folder_say_how_to_start_over_and_unreadable_checkpo
             "to start over")
     s_out = tmp_path / "s"
     assert search_arc_mnist.main(search_argv(good, s_out, cache)) == 0
+    assert "minibatches alone from the shared weights: val_acc=" in capsys.readouterr().out
+    assert search_arc_mnist.main(search_argv(good, s_out, cache, "--resume", "--finalist_steps", "0")) == 0
+    assert "shared-weight: val_acc=" in capsys.readouterr().out  # a finished search ranks its finalists again
     refused(capsys, search_arc_mnist.main(search_argv(good, s_out, cache)), "delete that folder", "to start over")
     refused(capsys, search_arc_mnist.main(search_argv(good, s_out, cache, "--resume", "--seed", "3")),
             "different settings", "to start over")

@@ -8,6 +8,7 @@ import tensorflow as tf
 
 import search_arc_mnist
 from enas.evaluator import matching_depths
+from enas.fine_tune import finalist_minibatches
 from enas.report import pareto_front
 from enas.search import Search, SearchConfig, epoch_minibatches, shuffle, write_summary
 from enas.search_cli import apply_space_defaults
@@ -349,12 +350,44 @@ def test_the_clis_defaults_are_the_search_configs():
     config = SearchConfig()
     for key in ("epochs", "controller_steps", "controller_batch", "warmup_epochs", "controller_lr", "tanh_constant",
                 "controller_temperature", "entropy_weight", "baseline_decay", "population_size", "sample_size",
-                "sandwich", "distill", "distill_temperature", "feature_distill", "child_steps", "batch_size"):
+                "sandwich", "distill", "distill_temperature", "feature_distill", "child_steps", "batch_size",
+                "finalist_steps"):
         assert getattr(args, key) == getattr(config, key), key
     assert config.warmup == 10 and SearchConfig(epochs=1).warmup == 0
     micro = search_arc_mnist.build_parser().parse_args(["--space", "micro"])
     apply_space_defaults(micro)  # the micro search keeps the schedule its results were measured with
-    assert (micro.warmup_epochs, micro.controller_steps, micro.reward_weights) == (5, 10, "1,0,0")
+    assert (micro.warmup_epochs, micro.controller_steps, micro.reward_weights, micro.finalist_steps) == (5, 10, "1,0,0", 0)
     overridden = search_arc_mnist.build_parser().parse_args(["--space", "micro", "--controller_steps", "3"])
     apply_space_defaults(overridden)
     assert overridden.controller_steps == 3
+
+
+def test_finalist_minibatches_are_seeded_passes_capped_at_three():
+    batches = finalist_minibatches(4, 100, 10, 25)
+    assert len(batches) == 25 and all(len(b) == 10 for b in batches)
+    for p in range(2):  # whole passes visit every image once
+        assert sorted(np.concatenate(batches[p * 10:(p + 1) * 10]).tolist()) == list(range(100))
+    assert [b.tolist() for b in batches] == [b.tolist() for b in finalist_minibatches(4, 100, 10, 25)]
+    assert batches[0].tolist() != finalist_minibatches(5, 100, 10, 25)[0].tolist()
+    assert len(finalist_minibatches(4, 100, 10, 500)) == 30  # at most three passes of a small split
+    assert finalist_minibatches(4, 100, 10, 0) == []
+
+
+def test_finalists_train_alone_and_the_shared_weights_are_restored(toy_npz, tmp_path):
+    search = _tiny_search(toy_npz, tmp_path / "final", 1, tmp_path / "cache", finalist_steps=8)
+    assert len(search.final_batches) == 8
+    result = search.run()
+    rows = [json.loads(line) for line in (tmp_path / "final" / "evaluations.jsonl").read_text().splitlines()]
+    final = {r["arch"]: r for r in rows if r["phase"] == "final"}
+    assert result.best.to_string() in final
+    shared = [v.numpy() for v in search.supernet.variables]
+    tuned = search.final_terms(result.best)  # cached: what the final ranking saw
+    assert tuned["acc"] == pytest.approx(final[result.best.to_string()]["acc"], abs=1e-6)
+    plain = search.evaluator.evaluate_one(result.best, search.data.x_val, search.data.y_val)
+    assert plain["val_loss"] != pytest.approx(tuned["val_loss"], abs=1e-6)  # training alone changed the child
+    search._final_terms.clear()
+    again = search.final_terms(result.best)  # the same minibatches from the same weights: the same score
+    assert again["val_loss"] == pytest.approx(tuned["val_loss"], rel=1e-4)
+    for before, after in zip(shared, search.supernet.variables):  # every finalist started from the shared weights
+        np.testing.assert_array_equal(before, after.numpy())
+    assert search.supernet.optimizer is search.checkpoint.optimizer  # the search's optimizer is back in place

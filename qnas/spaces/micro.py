@@ -36,9 +36,11 @@ from quantize.types import LAYER_TYPES
 
 # the controller keeps ENAS's gentler knobs here: with the conv space's (lr 1e-2, tanh 5) it settled within
 # 15 epochs on cells of poolings (shared-weight accuracy 0.76-0.82 against 0.92 for the ENAS knobs' winner); and the
-# schedule its results were measured with (5 epochs of warm-up, 10 updates an epoch), not the conv space's newer one
+# schedule its results were measured with (5 epochs of warm-up, 10 updates an epoch, finalists scored on the shared
+# weights as they are), not the conv space's newer one
 SEARCH_DEFAULTS = {"epochs": 20, "max_minutes": 24.0, "max_kib": 63.0, "lr": 6e-3, "reward_weights": "1,0,0",
-                   "controller_lr": 3.5e-3, "tanh_constant": 1.5, "controller_steps": 10, "warmup_epochs": 5}
+                   "controller_lr": 3.5e-3, "tanh_constant": 1.5, "controller_steps": 10, "warmup_epochs": 5,
+                   "finalist_steps": 0}
 
 
 @dataclass(frozen=True)
