@@ -56,16 +56,16 @@ def restore(run: Path, data_path: str) -> Search:
 
 
 def pick(search: Search, rows: list[dict], weights: ObjectiveWeights, candidates: int = 10) -> str:
-    """The search's final step under ``weights``: the best ``candidates`` by recorded reward, re-scored on all of val."""
+    """The search's final step under ``weights``: the best ``candidates`` by recorded reward, re-scored on all of val
+    as the search scores its finalists (``Search.final_terms``: trained alone first, unless ``finalist_steps`` is 0)."""
     best: dict[str, float] = {}
     for r in rows:
         best[r["arch"]] = max(best.get(r["arch"], -math.inf), float(weights.score(r["acc"], r["sim"], r["size_ratio"])))
     ranked = sorted(best, key=best.get, reverse=True)[:candidates]
     objective = Objective(weights)
-    data = search.data
     scored = []
     for text in ranked:
-        t = search.evaluator.evaluate_one(parse_arch(text), data.x_val, data.y_val)
+        t = search.final_terms(parse_arch(text))
         scored.append((objective.terms(t["acc"], t["sim"], t["size_ratio"], t["kib"])["reward"], text))
     return max(scored)[1]
 

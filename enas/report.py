@@ -32,7 +32,8 @@ def read_evaluations(run_dir: str | Path) -> dict[str, dict]:
 
     A score on the whole validation split (phases ``shown`` and ``final``) wins over scores on
     minibatches: the latest full score is kept, else the mean of the minibatch scores (never the
-    luckiest minibatch, which would flatter the front).
+    luckiest minibatch, which would flatter the front). A finalist's score after training alone
+    (``alone_steps``) is left out: only the finalists have one, so it would flatter them.
     """
     path = Path(run_dir) / "evaluations.jsonl"
     if not path.exists():
@@ -40,6 +41,8 @@ def read_evaluations(run_dir: str | Path) -> dict[str, dict]:
     full: dict[str, dict] = {}
     batch: dict[str, list[dict]] = {}
     for row in read_rows(path):
+        if row.get("alone_steps"):
+            continue
         if row["phase"] in ("shown", "final"):
             full[row["arch"]] = row
         else:

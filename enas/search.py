@@ -346,6 +346,9 @@ class Search:
         """Run the remaining epochs and pick the winner; ``stop_after`` ends early (returns None), as a kill would."""
         cfg = self.config
         start = int(self.epoch.numpy())
+        if start and start < cfg.epochs and cfg.max_minutes is not None and self.minutes() >= cfg.max_minutes:
+            self.log(f"time budget of {cfg.max_minutes:g} minutes already used after epoch {start}: picking the winner")
+            return self.finish()  # a search its budget stopped, resumed (say, to rank its finalists again)
         for epoch in range(start + 1, cfg.epochs + 1):
             if stop_after is not None and epoch > stop_after:
                 return None
@@ -414,12 +417,16 @@ class Search:
     def final_terms(self, arch: AnyArchitecture) -> dict[str, float]:
         """A finalist's reward terms on the whole validation split, after its own training from the shared weights."""
         key = arch.to_string()
-        if key not in self._final_terms:
+        if key not in self._final_terms and not self.final_batches:  # scored on the shared weights as they are
+            self._final_terms[key] = self.evaluator.evaluate_one(arch, self.data.x_val, self.data.y_val)
+        elif key not in self._final_terms:
             with trained_alone(self.supernet, arch, self.data.x_train, self.data.y_train, self.final_batches,
                                self.config.finalist_lr):
                 self.evaluator.weights_changed()
-                self._final_terms[key] = self.evaluator.evaluate_one(arch, self.data.x_val, self.data.y_val)
+                terms = self.evaluator.evaluate_one(arch, self.data.x_val, self.data.y_val)
             self.evaluator.weights_changed()
+            # marked: not comparable with shared-weight scores (enas.report keeps them off the front)
+            self._final_terms[key] = {**terms, "alone_steps": float(len(self.final_batches))}
         return self._final_terms[key]
 
 

@@ -194,7 +194,7 @@ def parent_warm_starts(args: argparse.Namespace, parent: Parent, space: Space, d
 
 # settings a resumed run may change: a time budget can be extended, the step may move to another device, and a
 # finished search can rank its finalists again with another --finalist_steps (nothing before the last ranking uses it)
-RESUMABLE_CHANGES = {"max_minutes", "supernet_step", "finalist_steps"}
+RESUMABLE_CHANGES = {"max_minutes", "supernet_step", "finalist_steps", "finalist_lr"}
 
 
 def run_from_args(args: argparse.Namespace, argv: list[str]) -> int:

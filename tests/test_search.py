@@ -9,7 +9,7 @@ import tensorflow as tf
 import search_arc_mnist
 from enas.evaluator import matching_depths
 from enas.fine_tune import finalist_minibatches
-from enas.report import pareto_front
+from enas.report import pareto_front, read_evaluations
 from enas.search import Search, SearchConfig, epoch_minibatches, shuffle, write_summary
 from enas.search_cli import apply_space_defaults
 from enas.strategies import make_strategy
@@ -295,6 +295,11 @@ def test_time_budget_stops_after_the_epoch_that_passes_it(toy_npz, tmp_path):
     search.config.max_minutes = 1e-6
     result = search.run()
     assert int(search.epoch.numpy()) == 1 and result is not None and result.best is not None
+    resumed = _tiny_search(toy_npz, tmp_path / "budget", 3, tmp_path / "cache", finalist_steps=0)
+    resumed.config.max_minutes = 1e-6
+    assert resumed.restore()
+    again = resumed.run()  # the budget is spent: the finalists are ranked again, no epoch is added
+    assert int(resumed.epoch.numpy()) == 1 and again.best is not None
 
 
 def test_cli_end_to_end_prints_a_runnable_retrain_command(toy_npz, tmp_path, capsys):
@@ -379,7 +384,8 @@ def test_finalists_train_alone_and_the_shared_weights_are_restored(toy_npz, tmp_
     result = search.run()
     rows = [json.loads(line) for line in (tmp_path / "final" / "evaluations.jsonl").read_text().splitlines()]
     final = {r["arch"]: r for r in rows if r["phase"] == "final"}
-    assert result.best.to_string() in final
+    assert result.best.to_string() in final and final[result.best.to_string()]["alone_steps"] == 8
+    assert "alone_steps" not in read_evaluations(tmp_path / "final")[result.best.to_string()]  # off the front
     shared = [v.numpy() for v in search.supernet.variables]
     tuned = search.final_terms(result.best)  # cached: what the final ranking saw
     assert tuned["acc"] == pytest.approx(final[result.best.to_string()]["acc"], abs=1e-6)
