@@ -18,42 +18,33 @@ import argparse
 import json
 import shlex
 import time
+from collections.abc import Callable
 from pathlib import Path
 
 from common import DEFAULT_DATA, ROOT, log, project_relative, write_section
-
-import search_arc_mnist
-import train_arc
+from picks import search_once, train_once
 
 
 def run_target(target: str, args: argparse.Namespace) -> dict:
-    """Search with ``--target target``, then the printed retrain command; both cached in ``--out``."""
+    """Search with ``--target target``, then the printed retrain command; both cached in ``--out``, timed when run."""
     out = Path(args.out) / f"{target}-seed{args.seed}"
     cache = str(Path(args.out) / "cache")
-    search_dir, train_dir = out / "search", out / "train_arc"
     minutes_path = out / "minutes.json"
     minutes = json.loads(minutes_path.read_text()) if minutes_path.exists() else {}
-    if not (search_dir / "result.json").exists():
+
+    def timed(step: str, run: Callable[[], dict]) -> dict:
         start = time.time()
-        rc = search_arc_mnist.main(["--data", args.data, "--seed", str(args.seed), "--target", target,
-                                    "--output_dir", str(search_dir), "--cache_dir", cache,
-                                    *(["--resume"] if (search_dir / "config.json").exists() else [])])
-        if rc:
-            raise SystemExit(rc)
-        minutes["search"] = minutes.get("search", 0.0) + (time.time() - start) / 60
-        minutes_path.write_text(json.dumps(minutes))
-    found = json.loads((search_dir / "result.json").read_text())
+        record = run()
+        if step not in minutes:  # the first (cached) run's wall time
+            minutes[step] = (time.time() - start) / 60
+            minutes_path.write_text(json.dumps(minutes))
+        return record
+
+    found = timed("search", lambda: search_once(["--data", args.data, "--seed", str(args.seed), "--target", target,
+                                                  "--cache_dir", cache], out / "search"))
     printed = shlex.split(found["retrain_command"])
     assert printed[:2] == ["python", "train_arc.py"], printed
-    if not (train_dir / "result.json").exists():
-        start = time.time()
-        rc = train_arc.main([*printed[2:], "--output_dir", str(train_dir), "--cache_dir", cache,
-                             *(["--resume"] if (train_dir / "run_config.json").exists() else [])])
-        if rc:
-            raise SystemExit(rc)
-        minutes["train_arc"] = minutes.get("train_arc", 0.0) + (time.time() - start) / 60
-        minutes_path.write_text(json.dumps(minutes))
-    trained = json.loads((train_dir / "result.json").read_text())
+    trained = timed("train_arc", lambda: train_once([*printed[2:], "--cache_dir", cache], out / "train_arc"))
     return {"found": found, "trained": trained, "minutes": minutes, "command": found["retrain_command"]}
 
 

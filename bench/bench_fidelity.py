@@ -32,9 +32,9 @@ from pathlib import Path
 
 import numpy as np
 from common import DEFAULT_DATA, ROOT, kendall_tau, log, write_section
+from picks import train_once
 
-import train_arc
-from enas.fine_tune import finalist_minibatches, trained_alone
+from enas.fine_tune import finalist_minibatches
 from enas.search import Search, SearchConfig
 from enas.strategies.random import RandomStrategy
 from qnas.arch import Architecture
@@ -73,15 +73,10 @@ def spread_archs(space: SearchSpace, data: Dataset, count: int, seed: int, pool:
 
 def standalone_once(arch: Architecture, k: int, seed: int, args: argparse.Namespace, out: Path) -> dict:
     """``arch`` trained from scratch with one seed (cached): its result.json."""
-    train_dir = out / "standalone" / (f"arch{k}" if seed == 0 else f"arch{k}-seed{seed}")
-    if not (train_dir / "result.json").exists():
-        rc = train_arc.main(["-fixed_arc", arch.to_string(), "--space", "conv", "--data", args.data,
-                             "--max_epochs", str(args.retrain_epochs), "--output_dir", str(train_dir),
-                             "--seed", str(seed), "--no-augment", "--no_tflite", "--cache_dir", str(out / "cache"),
-                             *(["--resume"] if (train_dir / "run_config.json").exists() else [])])
-        if rc:
-            raise SystemExit(rc)
-    return json.loads((train_dir / "result.json").read_text())
+    return train_once(["-fixed_arc", arch.to_string(), "--space", "conv", "--data", args.data,
+                       "--max_epochs", str(args.retrain_epochs), "--seed", str(seed), "--no-augment", "--no_tflite",
+                       "--cache_dir", str(out / "cache")],
+                      out / "standalone" / (f"arch{k}" if seed == 0 else f"arch{k}-seed{seed}"))
 
 
 def standalone(arch: Architecture, k: int, args: argparse.Namespace, out: Path) -> dict:
@@ -122,14 +117,12 @@ def shared_scores(variant: str, archs: list[Architecture], args: argparse.Namesp
     (run_dir / "variant.json").write_text(json.dumps({"variant": trained_as, "epochs": args.epochs, "seed": args.seed,
                                                       "child_steps": args.child_steps, "cache": str(out / "cache")}))
     batches = finalist_minibatches(draw, len(data.x_train), config.batch_size, config.finalist_steps)
-    ev, scores = search.evaluator, {"val": [], "test": [], "train_minutes": round(minutes, 2)}
+    scores = {"val": [], "test": [], "train_minutes": round(minutes, 2)}
     start = time.time()
-    for a in archs:  # as the search scores its finalists (enas.fine_tune), on both splits
-        with trained_alone(search.supernet, a, data.x_train, data.y_train, batches, config.finalist_lr):
-            ev.weights_changed()
-            scores["val"].append(ev.evaluate_one(a, data.x_val, data.y_val)["acc"])
-            scores["test"].append(ev.evaluate_one(a, data.x_test, data.y_test)["acc"])
-        ev.weights_changed()
+    for a in archs:  # as the search scores its finalists, on both splits
+        val, test = search.scored_alone(a, [(data.x_val, data.y_val), (data.x_test, data.y_test)], batches)
+        scores["val"].append(val["acc"])
+        scores["test"].append(test["acc"])
     scores["score_seconds_per_arch"] = round((time.time() - start) / len(archs), 1)
     path.write_text(json.dumps(scores))
     return scores

@@ -15,39 +15,12 @@ import os
 os.environ.setdefault("TF_USE_LEGACY_KERAS", "1")  # before anything imports TensorFlow
 
 import argparse
-import json
 import shlex
 import shutil
 from pathlib import Path
 
 from common import DEFAULT_DATA, ROOT, interval, log, project_relative, write_section
-
-import search_arc_mnist
-import train_arc
-
-
-def search(seed: int, folder: Path, args: argparse.Namespace, *extra: str) -> dict:
-    """A finished search's result.json (run, or resumed, only when missing)."""
-    if not (folder / "result.json").exists():
-        resume = ["--resume"] if (folder / "config.json").exists() else []
-        rc = search_arc_mnist.main(["--data", args.data, "--seed", str(seed), "--output_dir", str(folder),
-                                    "--cache_dir", str(Path(args.out) / "cache"), *resume, *extra])
-        if rc:
-            raise SystemExit(rc)
-    return json.loads((folder / "result.json").read_text())
-
-
-def retrain(found: dict, args: argparse.Namespace) -> dict:
-    """The printed command's result.json, one folder per (architecture, seed) shared by both rankings."""
-    printed = shlex.split(found["retrain_command"])
-    folder = Path(args.out) / "retrain" / f"{found['best_arch'].replace(' ', '_')}-seed{found['seed']}"
-    if not (folder / "result.json").exists():
-        resume = ["--resume"] if (folder / "run_config.json").exists() else []
-        rc = train_arc.main([*printed[2:], "--output_dir", str(folder), "--cache_dir", str(Path(args.out) / "cache"),
-                             *resume])
-        if rc:
-            raise SystemExit(rc)
-    return json.loads((folder / "result.json").read_text())
+from picks import search_once, train_once
 
 
 def main() -> int:
@@ -57,23 +30,29 @@ def main() -> int:
     p.add_argument("--out", default=str(ROOT / "runs" / "bench" / "last_ranking"))
     args = p.parse_args()
     seeds = [int(s) for s in args.seeds.split(",")]
+    cache = str(Path(args.out) / "cache")
     rows, acc, size = [], {"alone": [], "plain": []}, {"alone": [], "plain": []}
+    same = 0
     for seed in seeds:
         alone_dir, plain_dir = Path(args.out) / f"seed{seed}" / "alone", Path(args.out) / f"seed{seed}" / "plain"
-        found = {"alone": search(seed, alone_dir, args)}
+        argv = ["--data", args.data, "--seed", str(seed), "--cache_dir", cache]
+        found = {"alone": search_once(argv, alone_dir)}
         if not (plain_dir / "config.json").exists():  # the same finished search, ranked again
             shutil.copytree(alone_dir, plain_dir, ignore=shutil.ignore_patterns("result.json", "summary.*"))
-        found["plain"] = search(seed, plain_dir, args, "--resume", "--finalist_steps", "0")
+        found["plain"] = search_once([*argv, "--finalist_steps", "0"], plain_dir)  # resumed: config.json is there
+        same += found["alone"]["best_arch"] == found["plain"]["best_arch"]
         for way in ("alone", "plain"):
-            trained = retrain(found[way], args)
+            pick = found[way]["best_arch"]
+            # one folder per (architecture, seed): an architecture both rankings pick is trained once
+            trained = train_once([*shlex.split(found[way]["retrain_command"])[2:], "--cache_dir", cache],
+                                 Path(args.out) / "retrain" / f"{pick.replace(' ', '_')}-seed{seed}")
             acc[way].append(trained["metrics"]["test_accuracy"])
             size[way].append(trained["deploy"]["bytes"] or trained["deploy"]["predicted_bytes"])
-            rows.append(f"| {seed} | {way} | `{found[way]['best_arch']}` | {found[way]['best']['acc']:.4f} | "
+            rows.append(f"| {seed} | {way} | `{pick}` | {found[way]['best']['acc']:.4f} | "
                         f"{acc[way][-1]:.4f} | {size[way][-1]:,} |")
             log(rows[-1])
     diff = [a - b for a, b in zip(acc["alone"], acc["plain"])]
     ratio = [a / b for a, b in zip(size["alone"], size["plain"])]
-    same = sum(r.split("`")[1] == q.split("`")[1] for r, q in zip(rows[::2], rows[1::2]))
     write_section("last-ranking", f"""## The search's last ranking: finalists trained alone, or scored as they are
 
 `python bench/bench_last_ranking.py --seeds {args.seeds}`

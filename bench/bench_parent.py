@@ -31,9 +31,7 @@ from pathlib import Path
 import numpy as np
 import tensorflow as tf
 from common import DEFAULT_DATA, ROOT, interval, log, write_section
-from picks import train_once, without
-
-import search_arc_mnist
+from picks import search_once, train_once, without
 
 
 def make_parent(data_path: str, folder: Path) -> tuple[Path, float]:
@@ -92,15 +90,10 @@ def main() -> int:
     test_by_name: dict[str, list[float]] = {}  # the same test accuracies, by the short name of each way
     for seed in (int(s) for s in args.seeds.split(",")):
         run = out / f"search-seed{seed}"
-        argv = ["--space", args.space, "--parent", str(parent), "--data", str(small), "--epochs", str(args.epochs),
-                "--max_kib", str(args.max_kib), "--seed", str(seed), "--output_dir", str(run),
-                "--cache_dir", str(out / "cache"),
-                *(["--reward_weights", args.reward_weights] if args.reward_weights else [])]
-        if not (run / "result.json").exists():
-            rc = search_arc_mnist.main(argv + (["--resume"] if (run / "config.json").exists() else []))
-            if rc:
-                return rc
-        result = json.loads((run / "result.json").read_text())
+        result = search_once(["--space", args.space, "--parent", str(parent), "--data", str(small), "--epochs",
+                              str(args.epochs), "--max_kib", str(args.max_kib), "--seed", str(seed),
+                              "--cache_dir", str(out / "cache"),
+                              *(["--reward_weights", args.reward_weights] if args.reward_weights else [])], run)
         target, parent_bytes = result["target"], result["parent_bytes"]
         command = shlex.split(result["retrain_command"])[2:]
         teaches_only = "--init" in command  # --init random: the parent teaches but cannot seed these layers

@@ -30,9 +30,8 @@ from pathlib import Path
 
 import numpy as np
 from common import DEFAULT_DATA, ROOT, T95, interval, log, write_section
-from picks import retrain_pick
+from picks import retrain_pick, search_once
 
-import search_arc_mnist
 from qnas.tensorboard_logging import read_scalars
 
 STRATEGIES = ("controller", "random", "evolution")
@@ -97,13 +96,8 @@ def main() -> int:
     entropy = []
     for seed in seeds:
         run = out / f"seed{seed}"
-        search_argv = ["--data", args.data, "--seed", str(seed), "--epochs", str(args.epochs), "--strategy",
-                       ",".join(STRATEGIES), "--output_dir", str(run), "--cache_dir", cache, *extra]
-        if not (run / "result.json").exists():
-            rc = search_arc_mnist.main(search_argv + (["--resume"] if (run / "config.json").exists() else []))
-            if rc:
-                return rc
-        result = json.loads((run / "result.json").read_text())
+        result = search_once(["--data", args.data, "--seed", str(seed), "--epochs", str(args.epochs), "--strategy",
+                              ",".join(STRATEGIES), "--cache_dir", cache, *extra], run)
         rows = update_rows(run)
         random_best = max(r["reward"] for r in rows["random"])
         ent = read_scalars(run / "tensorboard").get("controller_controller/entropy", [])

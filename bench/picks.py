@@ -1,6 +1,6 @@
-"""Retraining what searches picked, for the benches that compare picks (strategies, ablation, parent, augment).
+"""Running searches and retraining what they picked, for the benches that compare picks.
 
-Every retrain is cached in its own folder: run once, resumed if killed, read back afterwards. Picks of a search
+Every search and every retrain is cached in its own folder: run once, resumed if killed, read back afterwards. Picks of a search
 get one folder per (seed, architecture), so an architecture that two strategies or two reward settings pick is
 trained once.
 """
@@ -12,6 +12,7 @@ from pathlib import Path
 
 import common  # noqa: F401  (the repository on sys.path, TensorFlow's environment) before train_arc
 
+import search_arc_mnist
 import train_arc
 
 
@@ -21,6 +22,15 @@ def train_once(argv: Sequence[str], out: Path) -> dict:
         resume = ["--resume"] if (out / "run_config.json").exists() else []
         if train_arc.main([*argv, "--output_dir", str(out), *resume]):
             raise SystemExit(f"train_arc failed: {' '.join(argv)}")
+    return json.loads((out / "result.json").read_text())
+
+
+def search_once(argv: Sequence[str], out: Path) -> dict:
+    """The result record of ``search_arc_mnist.py ARGV --output_dir OUT``, searched only if ``out`` holds none yet."""
+    if not (out / "result.json").exists():
+        resume = ["--resume"] if (out / "config.json").exists() else []
+        if search_arc_mnist.main([*argv, "--output_dir", str(out), *resume]):
+            raise SystemExit(f"search_arc_mnist failed: {' '.join(argv)}")
     return json.loads((out / "result.json").read_text())
 
 

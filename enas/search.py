@@ -30,7 +30,7 @@ import contextlib
 import json
 import math
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
@@ -346,7 +346,7 @@ class Search:
         """Run the remaining epochs and pick the winner; ``stop_after`` ends early (returns None), as a kill would."""
         cfg = self.config
         start = int(self.epoch.numpy())
-        if start and start < cfg.epochs and cfg.max_minutes is not None and self.minutes() >= cfg.max_minutes:
+        if start and start < cfg.epochs and self._budget_spent():
             self.log(f"time budget of {cfg.max_minutes:g} minutes already used after epoch {start}: picking the winner")
             return self.finish()  # a search its budget stopped, resumed (say, to rank its finalists again)
         for epoch in range(start + 1, cfg.epochs + 1):
@@ -367,10 +367,13 @@ class Search:
             self.writer.flush()
             for writer in self.strategy_writers.values():
                 writer.flush()
-            if cfg.max_minutes is not None and self.minutes() >= cfg.max_minutes and epoch < cfg.epochs:
+            if self._budget_spent() and epoch < cfg.epochs:
                 self.log(f"time budget of {cfg.max_minutes:g} minutes reached after epoch {epoch}: picking the winner")
                 break
         return self.finish()
+
+    def _budget_spent(self) -> bool:
+        return self.config.max_minutes is not None and self.minutes() >= self.config.max_minutes
 
     def finish(self) -> SearchResult:
         """Score each strategy's most promising architectures on the whole validation split; pick the best.
@@ -417,17 +420,23 @@ class Search:
     def final_terms(self, arch: AnyArchitecture) -> dict[str, float]:
         """A finalist's reward terms on the whole validation split, after its own training from the shared weights."""
         key = arch.to_string()
-        if key not in self._final_terms and not self.final_batches:  # scored on the shared weights as they are
-            self._final_terms[key] = self.evaluator.evaluate_one(arch, self.data.x_val, self.data.y_val)
-        elif key not in self._final_terms:
-            with trained_alone(self.supernet, arch, self.data.x_train, self.data.y_train, self.final_batches,
-                               self.config.finalist_lr):
-                self.evaluator.weights_changed()
-                terms = self.evaluator.evaluate_one(arch, self.data.x_val, self.data.y_val)
-            self.evaluator.weights_changed()
-            # marked: not comparable with shared-weight scores (enas.report keeps them off the front)
-            self._final_terms[key] = {**terms, "alone_steps": float(len(self.final_batches))}
+        if key not in self._final_terms:
+            self._final_terms[key] = self.scored_alone(arch, [(self.data.x_val, self.data.y_val)])[0]
         return self._final_terms[key]
+
+    def scored_alone(self, arch: AnyArchitecture, splits: Sequence[tuple[np.ndarray, np.ndarray]],
+                     minibatches: Sequence[np.ndarray] | None = None) -> list[dict[str, float]]:
+        """``arch``'s reward terms on each ``(x, y)`` of ``splits`` after training alone on ``minibatches`` (by
+        default the finalists'; none: the shared weights as they are), which are restored afterwards."""
+        batches = self.final_batches if minibatches is None else minibatches
+        if not batches:
+            return [self.evaluator.evaluate_one(arch, x, y) for x, y in splits]
+        with trained_alone(self.supernet, arch, self.data.x_train, self.data.y_train, batches, self.config.finalist_lr):
+            self.evaluator.weights_changed()
+            scored = [self.evaluator.evaluate_one(arch, x, y) for x, y in splits]
+        self.evaluator.weights_changed()
+        # marked: not comparable with shared-weight scores (enas.report keeps them off the front)
+        return [{**terms, "alone_steps": float(len(batches))} for terms in scored]
 
 
 def shuffle(seed: int, index: int, n: int) -> tuple[np.ndarray, np.random.Generator]:
