@@ -108,7 +108,7 @@ def build_parser() -> argparse.ArgumentParser:
     add_parent_flags(p, "your trained model, which replaces the cached float parent")
     p.add_argument("--retrain_epochs", type=int, metavar="N",
                    help="epochs of the train_arc.py command printed at the end (its --max_epochs; default: "
-                        "train_arc's 30)")
+                        "train_arc's 30; 100 with --parent, whose command also keeps the last epoch)")
     p.add_argument("--plot", action="store_true",
                    help="at the end, draw pareto.png: accuracy vs size of every architecture scored, front marked")
     p.add_argument("--resume", action="store_true", help="continue the run in --output_dir from its last checkpoint")

@@ -69,6 +69,11 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--patience", type=int, default=10,
                         help="stop after this many epochs in a row with validation accuracy below the best so far "
                              "(a tie counts as progress) (default: 10)")
+    parser.add_argument("--keep", choices=("best", "last"), default="best",
+                        help="which weights the run keeps: 'best', the epoch with the best validation accuracy "
+                             "(and early stopping after --patience epochs), or 'last', the end of the whole "
+                             "learning-rate schedule: better when the validation split is too small to tell epochs "
+                             "apart (default: best)")
     parser.add_argument("--batch_size", type=int, default=100, help="minibatch size (default: 100)")
     parser.add_argument("--lr", type=float, default=3e-3,
                         help="peak learning rate of Adam, after a one-epoch warm-up (none when --max_epochs is 1) "
@@ -127,7 +132,7 @@ def config_from_args(args: argparse.Namespace, arch: str) -> TrainConfig:
         output_dir=args.output_dir, resume=args.resume, init=args.init, lr=args.lr, patience=args.patience,
         cache_dir=args.cache_dir, tflite=args.tflite, parent=args.parent, parent_layout=args.parent_layout,
         num_classes=args.num_classes, distribute=args.distribute, replicas=args.replicas, target=args.target,
-        augment=args.augment,
+        augment=args.augment, keep=args.keep,
         distill=None if args.distill is None else DistillConfig(args.distill, args.distill_temperature,
                                                                 args.distill_features),
     )

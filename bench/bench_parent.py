@@ -3,15 +3,18 @@
     python bench/bench_parent.py [--space conv] [--small 2000] [--epochs 20] [--seeds 0] [--max_kib 105]
 
 1. The user's parent: a float 784-256-256-10 Dense/ReLU MLP trained on all 8,000 training images of
-   mnist-10k (Adam, 20 epochs).
+   mnist-10k (Adam, 20 epochs); or, with ``--parent_kind conv``, the conv space's float network
+   ``32 0 64 0 128 0`` that ``train_arc.py`` trains on them (more accurate than the split alone trains).
 2. The user's data: only the first ``--small`` of those images (a seeded 10% of them for validation) and
    the 2,000 test images, written to a temporary folder outside the repository.
 3. ``search_arc_mnist.py --space SPACE --parent parent.keras --data small.npz --max_kib ...`` (every other
    setting at its default, except ``--epochs``), then the ``train_arc.py`` command it prints, unchanged.
    In the mlp space the parent warm-starts the retraining and teaches it (``--distill``); in the conv space it
-   only teaches (``--init random --distill``), as a Dense parent cannot seed convolutions.
-4. The same winner retrained more ways: from scratch (the command without the parent), warm start only
-   (``--parent``, mlp), the printed command, and that + ``--distill_features 0.1``; and, as a ceiling for what
+   only teaches (``--init random --distill``), as train_arc warm-starts Dense/ReLU stacks only. Either way the
+   command trains 100 epochs and keeps the last (``--max_epochs 100 --keep last``).
+4. The same winner retrained more ways: from scratch (the command without the parent and its schedule), warm
+   start only (``--parent``, mlp), the command printed before (30 epochs, the best validation epoch), the printed
+   command, and that + ``--distill_features 0.1``; and, as a ceiling for what
    the architecture holds, from scratch on all the images the parent learned from (``--data`` the full file).
 
 Writes the ``parent-knowledge`` section (mlp) or ``parent-knowledge-conv`` of BENCHMARKS.md.
@@ -52,6 +55,16 @@ def make_parent(data_path: str, folder: Path) -> tuple[Path, float]:
     return path, json.loads(info.read_text())["test_accuracy"]
 
 
+CONV_PARENT = "32 0 64 0 128 0"  # the conv space's own float parent, trained here on all the images
+
+
+def make_conv_parent(data_path: str, folder: Path) -> tuple[Path, float]:
+    """A float conv network trained by ``train_arc.py`` on every training image; its path and test accuracy."""
+    record = train_once(["-fixed_arc", CONV_PARENT, "--space", "conv", "--data", data_path, "--seed", "0",
+                         "--no_tflite"], folder / "conv-parent")
+    return folder / "conv-parent" / "model.keras", record["metrics"]["test_accuracy"]
+
+
 def make_small(data_path: str, folder: Path, n: int) -> Path:
     path = folder / f"small{n}.npz"
     if not path.exists():
@@ -70,6 +83,8 @@ def main() -> int:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--data", default=DEFAULT_DATA)
     p.add_argument("--space", default="mlp", choices=("mlp", "conv"), help="the space searched (default %(default)s)")
+    p.add_argument("--parent_kind", default="mlp", choices=("mlp", "conv"),
+                   help="the user's parent: the float MLP, or a float conv network (default %(default)s)")
     p.add_argument("--small", type=int, default=2000)
     p.add_argument("--epochs", type=int, default=20)
     p.add_argument("--seeds", default="0")
@@ -82,8 +97,12 @@ def main() -> int:
     work = Path(args.work)
     out = Path(args.out) if args.space == "mlp" else Path(f"{args.out}-{args.space}")
     work.mkdir(parents=True, exist_ok=True)
-    parent, parent_acc = make_parent(args.data, work)
     small = make_small(args.data, work, args.small)
+    if args.parent_kind == "conv":
+        parent, parent_acc = make_conv_parent(args.data, work)
+        out = out.with_name(f"{out.name}-conv-parent")
+    else:
+        parent, parent_acc = make_parent(args.data, work)
     log(f"parent: test accuracy {parent_acc:.4f}")
     rows, target, parent_bytes = [], "", 0
     by_way: dict[str, dict[str, list[float]]] = {}
@@ -98,12 +117,17 @@ def main() -> int:
         command = shlex.split(result["retrain_command"])[2:]
         teaches_only = "--init" in command  # --init random: the parent teaches but cannot seed these layers
         printed = "--parent --init random --distill" if teaches_only else "--parent --distill"
-        ways = [("from scratch (no parent)", "scratch", without(command, "--parent", "--init", "--distill")),
-                *([] if teaches_only else [("--parent (warm start only)", "warm", without(command, "--distill"))]),
-                (f"{printed} (printed)", "printed", command),
-                (f"{printed} --distill_features 0.1", "features", [*command, "--distill_features", "0.1"]),
+        schedule = ("--max_epochs", "--keep")  # the printed command's long schedule for a taught network
+        ways = [("from scratch (no parent)", "scratch", without(command, "--parent", "--init", "--distill", *schedule)),
+                *([] if teaches_only else
+                  [("--parent (warm start only)", "warm", without(command, "--distill", *schedule))]),
+                (f"{printed}, 30 epochs, best validation epoch (printed before)", "printed30",
+                 without(command, *schedule)),
+                (f"{printed} --max_epochs 100 --keep last (printed)", "printed", command),
+                (f"{printed} --max_epochs 100 --keep last --distill_features 0.1", "features",
+                 [*command, "--distill_features", "0.1"]),
                 ("no parent, the parent's 8,000 images (ceiling)", "ceiling",
-                 [*without(command, "--parent", "--init", "--distill", "--data"), "--data", args.data])]
+                 [*without(command, "--parent", "--init", "--distill", "--data", *schedule), "--data", args.data])]
         for label, name, cmd in ways:
             r = retrain(cmd, out / f"seed{seed}-{name}")
             way = by_way.setdefault(label, {"test": [], "bytes": []})
@@ -120,20 +144,25 @@ def main() -> int:
              f"{np.mean(v['test']) - parent_acc:+.4f} | {sum(t >= parent_acc for t in v['test'])} / {seeds} |"
              for label, v in by_way.items()]
     section = "parent-knowledge" if args.space == "mlp" else f"parent-knowledge-{args.space}"
+    section += "-conv-parent" if args.parent_kind == "conv" else ""
+    section += "-weights" if args.reward_weights else ""  # a search with other weights: a section of its own
+    kind = "--parent_kind conv " if args.parent_kind == "conv" else ""
+    described = (f"a float conv network `{CONV_PARENT}` that `train_arc.py` trained (seed 0, its defaults)"
+                 if args.parent_kind == "conv" else "a float 784-256-256-10 MLP (1,050 KiB) trained")
     scratch, printed_mean = np.mean(test_by_name["scratch"]), np.mean(test_by_name["printed"])
     verdict = (f"On the mean the printed command {'gains' if printed_mean > scratch else 'loses'} "
                f"{abs(printed_mean - scratch) * 100:.2f} points against retraining from scratch.")
     how = ("warm-started from the parent and distilled from it" if args.space == "mlp" else
-           "distilled from the parent from random weights, as a Dense parent cannot seed convolutions")
-    write_section(section, f"""## A parent that knows more than the training split ({args.space} space)
+           "distilled from the parent from random weights, as train_arc warm-starts from Dense/ReLU stacks only")
+    write_section(section, f"""## A parent that knows more than the training split ({args.space} space{", a conv parent" if kind else ""}{", searched with" + weights if weights else ""})
 
-`python bench/bench_parent.py --space {args.space} --small {args.small} --epochs {args.epochs} --seeds {args.seeds} --max_kib {args.max_kib:g}{weights}`
+`python bench/bench_parent.py --space {args.space} {kind}--small {args.small} --epochs {args.epochs} --seeds {args.seeds} --max_kib {args.max_kib:g}{weights}`
 
-The user's parent: a float 784-256-256-10 MLP (1,050 KiB) trained on all 8,000 training images of mnist-10k,
+The user's parent: {described} on all 8,000 training images of mnist-10k,
 **{parent_acc:.4f} test accuracy**. The user's data: only the first {args.small} of those images (10% for
 validation) and the same 2,000 test images. The search: `search_arc_mnist.py --space {args.space} --parent parent.keras
---data small.npz --max_kib {args.max_kib:g} --epochs {args.epochs}` (else defaults); then the `train_arc.py` command it
-printed ({how}), unchanged, and variants of it on the same architecture. Bytes: the deployment target's
+--data small.npz --max_kib {args.max_kib:g} --epochs {args.epochs}{weights}` (else defaults); then the `train_arc.py` command it
+printed ({how}, for 100 epochs, keeping the last), unchanged, and variants of it on the same architecture. Bytes: the deployment target's
 ({target}) predicted model.tflite, against the parent's {parent_bytes:,} on the same target; KiB: larq's
 theoretical count. Retraining shifts the digits (`--augment`, the default).
 

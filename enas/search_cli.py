@@ -152,6 +152,12 @@ def check_latency(args: argparse.Namespace, target: Target, space: Space) -> Non
         raise UserInputError(f"{' and '.join(used)}: {problem}")
 
 
+# A student that a better parent teaches keeps gaining long after 30 epochs, and the user's validation split (a
+# tenth of a small one) cannot tell its epochs apart: the printed command trains it 100 epochs and keeps the last
+# (measured in bench_parent.py's rows; BENCHMARKS.md, "parent-knowledge").
+TAUGHT_EPOCHS = 100
+
+
 def retrain_command(arch_string: str, args: argparse.Namespace, warm_start: bool = True) -> str:
     """The exact command that retrains the winner to convergence, keeping the knowledge of the user's parent.
 
@@ -167,13 +173,13 @@ def retrain_command(arch_string: str, args: argparse.Namespace, warm_start: bool
         parts += ["--target", args.target]
     if args.num_classes:
         parts += ["--num_classes", str(args.num_classes)]
-    if args.retrain_epochs:
-        parts += ["--max_epochs", str(args.retrain_epochs)]
+    epochs = args.retrain_epochs or (TAUGHT_EPOCHS if args.parent else None)
+    parts += ["--max_epochs", str(epochs)] if epochs else []
     if args.parent:
         parts += ["--parent", args.parent]
         parts += ["--parent_layout", args.parent_layout] if args.parent_layout != "in_out" else []
         parts += [] if warm_start else ["--init", "random"]
-        parts += ["--distill"]
+        parts += ["--distill", "--keep", "last"]
     return " ".join(shlex.quote(p) for p in parts)
 
 

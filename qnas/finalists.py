@@ -229,9 +229,15 @@ def job_command(config: TrainConfig) -> str:
                                  ("--patience", config.patience, 10), ("--batch_size", config.batch_size, 100),
                                  ("--lr", config.lr, 3e-3), ("--init", config.init, default_init(config.parent)),
                                  ("--parent", config.parent, None), ("--parent_layout", config.parent_layout, "in_out"),
-                                 ("--cache_dir", config.cache_dir, "cache")):
+                                 ("--cache_dir", config.cache_dir, "cache"), ("--target", config.target, None),
+                                 ("--keep", config.keep, "best")):
         if value != default:
             words += [flag, str(value)]
+    if config.distill is not None:
+        d = config.distill
+        words += ["--distill", f"{d.alpha:g}", "--distill_temperature", f"{d.temperature:g}"]
+        words += ["--distill_features", f"{d.features:g}"] if d.features else []
+    words += ["--no-augment"] if config.augment is False else []
     words += ["--seed", str(config.seed), "--output_dir", str(config.output_dir)]
     words += [] if config.tflite else ["--no_tflite"]
     return shlex.join(words)

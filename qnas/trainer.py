@@ -4,7 +4,8 @@ The recipe, chosen for quantized nets: Adam (the legacy Keras optimizer, which l
 also build on) with a one-epoch linear warm-up and a cosine decay to zero over ``max_epochs``;
 after every epoch BatchNorm's moving statistics are re-estimated at the current weights (see
 ``BatchNormCalibrator``), then early stopping on validation accuracy with ``patience``; the best
-epoch's weights are restored and the test split is evaluated exactly once, at the end.
+epoch's weights are restored (or, with ``keep="last"``, the whole schedule runs and its last epoch is kept)
+and the test split is evaluated exactly once, at the end.
 
 A run lives in one output folder::
 
@@ -62,6 +63,7 @@ from qnas.warmstart import init_from_parent
 from quantize.size import SizeReport, model_macs
 
 INIT_CHOICES = ("random", "parent")
+KEEP_CHOICES = ("best", "last")
 # Settings that change the result: a resumed run must use the same ones.
 RESUME_KEYS = ("arch", "space", "dataset", "data_path", "max_epochs", "batch_size", "seed", "init",
                "lr", "warmup_epochs", "patience", "val_fraction", "parent", "num_classes",
@@ -104,6 +106,7 @@ class TrainConfig:
     replicas: int | None = None  # mirrored: GPUs to use, or logical CPU devices where there is no GPU
     distill: DistillConfig | None = None  # also learn from the parent (cached float parent, or --parent)
     augment: bool | None = None  # shifts (and flips of colour images); None: on (bench_augment.py measured it)
+    keep: str = "best"  # "best": the best validation epoch, early stopping; "last": the whole schedule's end
 
     def __post_init__(self) -> None:
         if self.init is None:
@@ -118,6 +121,7 @@ class TrainConfig:
             (self.warmup_epochs >= 0, f"TrainConfig.warmup_epochs must be 0 or more, got {self.warmup_epochs}"),
             (self.lr > 0 and math.isfinite(self.lr), f"--lr must be a positive number, got {self.lr}"),
             (self.init in INIT_CHOICES, f"unknown --init {self.init!r}; expected one of {list(INIT_CHOICES)}"),
+            (self.keep in KEEP_CHOICES, f"unknown --keep {self.keep!r}; expected one of {list(KEEP_CHOICES)}"),
             (0.0 < self.val_fraction < 1.0,
              f"TrainConfig.val_fraction must be between 0 and 1 (exclusive), got {self.val_fraction}"),
         ]
@@ -142,7 +146,8 @@ class TrainConfig:
         values["arch"] = arch.to_string()
         values["data_path"] = str(Path(self.data_path).resolve()) if self.data_path else None
         values["distill"] = str(self.distill) if self.distill else None  # one string: an hparam, compared on resume
-        return {key: values[key] for key in RESUME_KEYS}
+        keys = RESUME_KEYS + (("keep",) if self.keep != "best" else ())  # runs from before --keep kept the best
+        return {key: values[key] for key in keys}
 
 
 def default_output_dir(config: TrainConfig, arch: AnyArchitecture) -> Path:
@@ -356,10 +361,11 @@ def _fit_epochs(model, optimizer, schedule, state: TrainState, tb: RunLogger, da
             state.best_val.assign(float(val_acc))
             state.best_epoch.assign(epoch + 1)
             state.wait.assign(0)
-            state.save_best()  # before the checkpoint that points at it
+            if config.keep == "best":
+                state.save_best()  # before the checkpoint that points at it
         else:
             state.wait.assign_add(1)
-        state.stopped.assign(int(state.wait.numpy()) >= config.patience)
+        state.stopped.assign(config.keep == "best" and int(state.wait.numpy()) >= config.patience)
         history.append(row)
         state.history.assign(json.dumps(history))
         state.epoch.assign(epoch + 1)
@@ -379,9 +385,13 @@ def _finish(model, state: TrainState, tb: RunLogger, space: Space, arch: AnyArch
             config: TrainConfig, folder: Path, parent_info: dict[str, Any] | None, started: float,
             log: Callable[[str], None], provenance: dict[str, Any], dist: Distribution,
             standardisation: dict[str, list[float]] | None = None) -> TrainResult:
-    """Restore the best epoch, test once, export, and write result.json last (the chief only)."""
-    if state.restore_best():
-        log(f"restored the best epoch ({int(state.best_epoch.numpy())}, val_acc {float(state.best_val.numpy()):.4f})")
+    """Restore the best epoch (unless ``keep`` is "last"), test once, export, write result.json last (the chief only)."""
+    kept_epoch = int(state.epoch.numpy())
+    if config.keep == "last":
+        log(f"kept the last epoch's weights (epoch {kept_epoch}, --keep last)")
+    elif state.restore_best():
+        kept_epoch = int(state.best_epoch.numpy())
+        log(f"restored the best epoch ({kept_epoch}, val_acc {float(state.best_val.numpy()):.4f})")
     model = dist.local_copy(model)  # every worker takes part; then the chief alone tests and exports
     if not dist.is_chief:
         return TrainResult(model=model, record={}, output_dir=folder)
@@ -407,6 +417,7 @@ def _finish(model, state: TrainState, tb: RunLogger, space: Space, arch: AnyArch
         "test_accuracy": float(test_acc), "test_loss": float(test_loss),
         "best_val_accuracy": float(state.best_val.numpy()), "best_epoch": int(state.best_epoch.numpy()),
         "epochs_run": int(state.epoch.numpy()), "stopped_early": bool(state.stopped.numpy()),
+        "kept_epoch": kept_epoch,
     }
     record = {
         "arch": arch.to_string(), "readable": arch.readable(), "space": space.name, "data": data.name,
@@ -444,6 +455,15 @@ def reload_snippet(model_path: str) -> str:
             f"model = tf.keras.models.load_model({str(model_path)!r})")
 
 
+def _epoch_note(m: dict[str, Any]) -> str:
+    """Which epoch's weights were tested, and the validation accuracy behind that choice."""
+    if m.get("kept_epoch", m["best_epoch"]) != m["best_epoch"]:  # --keep last, and an earlier epoch scored higher
+        return (f"last epoch {m['kept_epoch']}, --keep last; best validation {m['best_val_accuracy']:.4f} at epoch "
+                f"{m['best_epoch']}")
+    return (f"best epoch {m['best_epoch']} of {m['epochs_run']}, val {m['best_val_accuracy']:.4f}"
+            f"{', stopped early' if m['stopped_early'] else ''}")
+
+
 def format_result(result: TrainResult) -> str:
     """The final block the CLI prints: accuracy, the deployed file's bytes (the first size a reader meets), the
     theoretical size against the parent's, MACs, parameters, time, files."""
@@ -453,8 +473,7 @@ def format_result(result: TrainResult) -> str:
     lines = [
         "== result ==",
         summary_line("architecture", f"{r['arch']}  ({r['readable']}), space {r['space']}, data {r['data']}"),
-        summary_line("test accuracy", f"{m['test_accuracy']:.4f}  (best epoch {m['best_epoch']} of {m['epochs_run']}, "
-                                      f"val {m['best_val_accuracy']:.4f}{', stopped early' if m['stopped_early'] else ''})"),
+        summary_line("test accuracy", f"{m['test_accuracy']:.4f}  ({_epoch_note(m)})"),
         *([format_deploy(r["deploy"])] if "deploy" in r else []),
         summary_line("theoretical size", f"{size['kib']:.2f} KiB ({size['bits']:,} bits, larq's count) = "
                                          f"{size['bits_ratio']:.4f} of the float parent {size['parent_arch']} "

@@ -1,12 +1,15 @@
 """train_arc.py with several architectures (qnas.finalists): a search's top K as parallel jobs, one table."""
 import json
+import shlex
 from pathlib import Path
 
 import numpy as np
 import pytest
 
 import train_arc
-from qnas.finalists import Job, Outcome, deployed_size, format_table, read_search_finalists, table_rows
+from qnas.arch import parse_arch
+from qnas.distill import DistillConfig
+from qnas.finalists import Job, Outcome, deployed_size, format_table, job_command, read_search_finalists, table_rows
 from qnas.trainer import TrainConfig
 
 CANDIDATES = ["12 1 8 2", "8 4 8 1", "16 0 8 1"]
@@ -113,3 +116,15 @@ def test_table_shows_deployed_bytes_and_latency_when_the_result_has_them(tmp_pat
     assert lines[0] == "== finalists ==" and lines[1].split()[:4] == ["#", "architecture", "seed", "test"]
     assert "0.9812" in lines[2] and "1.50" in lines[2] and "2,048" in lines[2] and "0.400" in lines[2]
     assert "12.3" in lines[2] and "--lr must be a positive number" in lines[3]
+
+
+def test_a_job_s_recorded_command_rebuilds_its_settings(tmp_path):
+    config = TrainConfig(arch="8 1 4 0", space="mlp", data_path=str(tmp_path / "d.npz"), max_epochs=100, seed=2,
+                         output_dir=str(tmp_path / "job"), parent=str(tmp_path / "p.keras"), init="random",
+                         distill=DistillConfig(0.7, 2.0, 0.1), keep="last", augment=False, target="bits", tflite=False)
+    words = shlex.split(job_command(config))
+    args = train_arc.build_parser().parse_args(words[2:])
+    again = train_arc.config_from_args(args, args.fixed_arc[0])
+    arch = parse_arch(config.arch)
+    assert again.identity(arch) == config.identity(arch)  # distillation, --keep and --no-augment included
+    assert (again.target, again.tflite, again.output_dir) == ("bits", False, config.output_dir)

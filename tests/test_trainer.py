@@ -198,6 +198,28 @@ def test_early_stopping_restores_the_best_epoch(data_file, tmp_path):
     assert all(not np.any(w) for w in snapshots.weights[2])
 
 
+def test_keep_last_trains_the_whole_schedule_and_keeps_its_end(data_file, tmp_path):
+    snapshots = _Snapshots(spoil=2)  # epoch 2 wipes the weights: patience 1 would stop at 3 and restore epoch 1
+    result = train_architecture(_config(data_file, tmp_path / "last", max_epochs=4, patience=1, keep="last"),
+                                log=lambda _: None, callbacks=[snapshots])
+    m = result.record["metrics"]
+    assert not m["stopped_early"] and m["epochs_run"] == 4 and m["kept_epoch"] == 4
+    for got, last in zip([w.numpy() for w in result.model.trainable_weights], snapshots.weights[3]):
+        np.testing.assert_array_equal(got, last)
+    assert result.record["config"]["keep"] == "last"
+    assert not (tmp_path / "last" / "best" / "weights.index").exists()  # no best-epoch copy to write or restore
+
+
+def test_the_result_says_which_epoch_was_tested():
+    from qnas.trainer import _epoch_note
+
+    best = {"best_epoch": 7, "epochs_run": 17, "kept_epoch": 7, "best_val_accuracy": 0.95, "stopped_early": True}
+    assert _epoch_note(best) == "best epoch 7 of 17, val 0.9500, stopped early"
+    last = {**best, "epochs_run": 100, "kept_epoch": 100, "stopped_early": False}
+    assert _epoch_note(last) == "last epoch 100, --keep last; best validation 0.9500 at epoch 7"
+    assert _epoch_note({k: v for k, v in best.items() if k != "kept_epoch"}).startswith("best epoch 7")  # old records
+
+
 def test_interrupted_cli_prints_the_exact_resume_command(monkeypatch, tmp_path, capsys):
     def stop(config, command):
         raise TrainingInterrupted(tmp_path, 4)

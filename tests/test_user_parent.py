@@ -111,11 +111,13 @@ def test_users_parent_drives_a_search_and_is_recorded(toy, tmp_path, capsys):
     assert len(result["best_arch"].split()) == 4  # depth follows the parent's two hidden layers
     command = shlex.split(result["retrain_command"])  # keeps the parent: warm start and distillation
     assert command[command.index("--parent") + 1] == str(folder / "parent.keras") and "--distill" in command
+    assert command[command.index("--max_epochs") + 1] == "100" and command[command.index("--keep") + 1] == "last"
     import train_arc
     assert train_arc.main([*command[2:], "--max_epochs", "1", "--output_dir", str(tmp_path / "re"), "--no_tflite"]) == 0
     retrained = json.loads((tmp_path / "re" / "result.json").read_text())
     assert retrained["init_parent"]["source"].startswith(str(folder / "parent.keras"))
-    assert retrained["config"]["distill"]["alpha"] > 0
+    assert retrained["config"]["distill"]["alpha"] > 0 and retrained["config"]["keep"] == "last"
+    assert retrained["metrics"]["kept_epoch"] == 1
     assert search_arc_mnist.main([*argv[:6], "--emb_layers", "first,bogus", "--output_dir", str(tmp_path / "x")]) == 2
     assert "'bogus'" in capsys.readouterr().err
 
