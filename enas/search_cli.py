@@ -192,8 +192,9 @@ def parent_warm_starts(args: argparse.Namespace, parent: Parent, space: Space, d
     except UserInputError as err:
         log(f"note: the retrain command learns from your parent (--distill) but starts from random weights: {err}")
         log("note: a parent less accurate than this architecture trained on your data alone makes it worse; if "
-            "unsure, retrain also without --parent, --init and --distill, and keep the higher validation accuracy "
-            "(a fair comparison: neither run trains on the validation images)")
+            "unsure, retrain also without --parent, --init and --distill (the same schedule), and keep the higher "
+            "validation accuracy of the kept epochs (after 'val' on each run's test-accuracy line; a fair comparison: "
+            "neither run trains on the validation images)")
         return False
     return True
 

@@ -237,7 +237,7 @@ def job_command(config: TrainConfig) -> str:
         d = config.distill
         words += ["--distill", f"{d.alpha:g}", "--distill_temperature", f"{d.temperature:g}"]
         words += ["--distill_features", f"{d.features:g}"] if d.features else []
-    words += ["--no-augment"] if config.augment is False else []
+    words += [] if config.augment is None else ["--augment" if config.augment else "--no-augment"]
     words += ["--seed", str(config.seed), "--output_dir", str(config.output_dir)]
     words += [] if config.tflite else ["--no_tflite"]
     return shlex.join(words)

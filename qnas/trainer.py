@@ -417,7 +417,7 @@ def _finish(model, state: TrainState, tb: RunLogger, space: Space, arch: AnyArch
         "test_accuracy": float(test_acc), "test_loss": float(test_loss),
         "best_val_accuracy": float(state.best_val.numpy()), "best_epoch": int(state.best_epoch.numpy()),
         "epochs_run": int(state.epoch.numpy()), "stopped_early": bool(state.stopped.numpy()),
-        "kept_epoch": kept_epoch,
+        "kept_epoch": kept_epoch, "kept_val_accuracy": _val_accuracy_at(history, kept_epoch),
     }
     record = {
         "arch": arch.to_string(), "readable": arch.readable(), "space": space.name, "data": data.name,
@@ -455,11 +455,18 @@ def reload_snippet(model_path: str) -> str:
             f"model = tf.keras.models.load_model({str(model_path)!r})")
 
 
-def _epoch_note(m: dict[str, Any]) -> str:
-    """Which epoch's weights were tested, and the validation accuracy behind that choice."""
-    if m.get("kept_epoch", m["best_epoch"]) != m["best_epoch"]:  # --keep last, and an earlier epoch scored higher
-        return (f"last epoch {m['kept_epoch']}, --keep last; best validation {m['best_val_accuracy']:.4f} at epoch "
-                f"{m['best_epoch']}")
+def _val_accuracy_at(history: list[dict[str, float]], epoch: int) -> float | None:
+    """The validation accuracy logged after ``epoch`` (None when the history has no such row)."""
+    return next((row["val_accuracy"] for row in history if row["epoch"] == epoch), None)
+
+
+def _epoch_note(m: dict[str, Any], keep: str = "best") -> str:
+    """Which epoch's weights were tested, and their validation accuracy."""
+    kept = m.get("kept_epoch", m["best_epoch"])  # records from before --keep: the best epoch
+    if keep == "last" or kept != m["best_epoch"]:
+        why = "--keep last" if keep == "last" else "the best epoch's weights could not be read"
+        return (f"last epoch {kept} ({why}), val {m.get('kept_val_accuracy') or 0:.4f}; the best validation epoch "
+                f"was {m['best_epoch']}, {m['best_val_accuracy']:.4f}")
     return (f"best epoch {m['best_epoch']} of {m['epochs_run']}, val {m['best_val_accuracy']:.4f}"
             f"{', stopped early' if m['stopped_early'] else ''}")
 
@@ -473,7 +480,7 @@ def format_result(result: TrainResult) -> str:
     lines = [
         "== result ==",
         summary_line("architecture", f"{r['arch']}  ({r['readable']}), space {r['space']}, data {r['data']}"),
-        summary_line("test accuracy", f"{m['test_accuracy']:.4f}  ({_epoch_note(m)})"),
+        summary_line("test accuracy", f"{m['test_accuracy']:.4f}  ({_epoch_note(m, r.get('config', {}).get('keep', 'best'))})"),
         *([format_deploy(r["deploy"])] if "deploy" in r else []),
         summary_line("theoretical size", f"{size['kib']:.2f} KiB ({size['bits']:,} bits, larq's count) = "
                                          f"{size['bits_ratio']:.4f} of the float parent {size['parent_arch']} "

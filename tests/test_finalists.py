@@ -128,3 +128,6 @@ def test_a_job_s_recorded_command_rebuilds_its_settings(tmp_path):
     arch = parse_arch(config.arch)
     assert again.identity(arch) == config.identity(arch)  # distillation, --keep and --no-augment included
     assert (again.target, again.tflite, again.output_dir) == ("bits", False, config.output_dir)
+    config.augment = True  # given explicitly: recorded, as a resume compares it
+    assert train_arc.config_from_args(train_arc.build_parser().parse_args(shlex.split(job_command(config))[2:]),
+                                      config.arch).augment is True

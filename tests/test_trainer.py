@@ -204,6 +204,7 @@ def test_keep_last_trains_the_whole_schedule_and_keeps_its_end(data_file, tmp_pa
                                 log=lambda _: None, callbacks=[snapshots])
     m = result.record["metrics"]
     assert not m["stopped_early"] and m["epochs_run"] == 4 and m["kept_epoch"] == 4
+    assert m["kept_val_accuracy"] == result.record["history"][-1]["val_accuracy"]
     for got, last in zip([w.numpy() for w in result.model.trainable_weights], snapshots.weights[3]):
         np.testing.assert_array_equal(got, last)
     assert result.record["config"]["keep"] == "last"
@@ -215,8 +216,10 @@ def test_the_result_says_which_epoch_was_tested():
 
     best = {"best_epoch": 7, "epochs_run": 17, "kept_epoch": 7, "best_val_accuracy": 0.95, "stopped_early": True}
     assert _epoch_note(best) == "best epoch 7 of 17, val 0.9500, stopped early"
-    last = {**best, "epochs_run": 100, "kept_epoch": 100, "stopped_early": False}
-    assert _epoch_note(last) == "last epoch 100, --keep last; best validation 0.9500 at epoch 7"
+    last = {**best, "epochs_run": 100, "kept_epoch": 100, "kept_val_accuracy": 0.94, "stopped_early": False}
+    assert _epoch_note(last, "last") == ("last epoch 100 (--keep last), val 0.9400; the best validation epoch was 7, "
+                                         "0.9500")
+    assert "could not be read" in _epoch_note(last)  # --keep best, but the best epoch's weights were unreadable
     assert _epoch_note({k: v for k, v in best.items() if k != "kept_epoch"}).startswith("best epoch 7")  # old records
 
 
