@@ -56,6 +56,7 @@ def make_parent(data_path: str, folder: Path) -> tuple[Path, float]:
     return path, json.loads(info.read_text())["test_accuracy"]
 
 
+SCHEDULE = ("--max_epochs", "--keep")  # the printed command's long schedule for a taught network
 CONV_PARENT = "32 0 64 0 128 0"  # the conv space's own float parent, trained here on all the images
 
 
@@ -119,19 +120,18 @@ def main() -> int:
         command = shlex.split(result["retrain_command"])[2:]
         teaches_only = "--init" in command  # --init random: the parent teaches but cannot seed these layers
         printed = "--parent --init random --distill" if teaches_only else "--parent --distill"
-        schedule = ("--max_epochs", "--keep")  # the printed command's long schedule for a taught network
         alone = without(command, "--parent", "--init", "--distill")  # no parent, the printed schedule
-        ways = [("from scratch (no parent)", "scratch", without(alone, *schedule)),
+        ways = [("from scratch (no parent)", "scratch", without(alone, *SCHEDULE)),
                 ("from scratch, --max_epochs 100 --keep last", "scratch100", alone),
                 *([] if teaches_only else
-                  [("--parent (warm start only)", "warm", without(command, "--distill", *schedule))]),
+                  [("--parent (warm start only)", "warm", without(command, "--distill", *SCHEDULE))]),
                 (f"{printed}, 30 epochs, best validation epoch (printed before)", "printed30",
-                 without(command, *schedule)),
+                 without(command, *SCHEDULE)),
                 (f"{printed} --max_epochs 100 --keep last (printed)", "printed", command),
                 (f"{printed} --max_epochs 100 --keep last --distill_features 0.1", "features",
                  [*command, "--distill_features", "0.1"]),
                 ("no parent, the parent's 8,000 images (ceiling)", "ceiling",
-                 [*without(command, "--parent", "--init", "--distill", "--data", *schedule), "--data", args.data])]
+                 [*without(alone, "--data", *SCHEDULE), "--data", args.data])]
         for label, name, cmd in ways:
             r = retrain(cmd, out / f"seed{seed}-{name}")
             way = by_way.setdefault(label, {"test": [], "bytes": []})

@@ -7,7 +7,7 @@ trained once.
 from __future__ import annotations
 
 import json
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from pathlib import Path
 
 import common  # noqa: F401  (the repository on sys.path, TensorFlow's environment) before train_arc
@@ -16,22 +16,24 @@ import search_arc_mnist
 import train_arc
 
 
+def _run_once(main: Callable[[list[str]], int], script: str, config_file: str, argv: Sequence[str], out: Path) -> dict:
+    """The result record of ``SCRIPT ARGV --output_dir OUT``: run only if ``out`` holds none yet, resumed when
+    ``out`` already holds the run's ``config_file`` (an interrupted run)."""
+    if not (out / "result.json").exists():
+        resume = ["--resume"] if (out / config_file).exists() else []
+        if main([*argv, "--output_dir", str(out), *resume]):
+            raise SystemExit(f"{script} failed: {' '.join(argv)}")
+    return json.loads((out / "result.json").read_text())
+
+
 def train_once(argv: Sequence[str], out: Path) -> dict:
     """The result record of ``train_arc.py ARGV --output_dir OUT``, trained only if ``out`` holds none yet."""
-    if not (out / "result.json").exists():
-        resume = ["--resume"] if (out / "run_config.json").exists() else []
-        if train_arc.main([*argv, "--output_dir", str(out), *resume]):
-            raise SystemExit(f"train_arc failed: {' '.join(argv)}")
-    return json.loads((out / "result.json").read_text())
+    return _run_once(train_arc.main, "train_arc", "run_config.json", argv, out)
 
 
 def search_once(argv: Sequence[str], out: Path) -> dict:
     """The result record of ``search_arc_mnist.py ARGV --output_dir OUT``, searched only if ``out`` holds none yet."""
-    if not (out / "result.json").exists():
-        resume = ["--resume"] if (out / "config.json").exists() else []
-        if search_arc_mnist.main([*argv, "--output_dir", str(out), *resume]):
-            raise SystemExit(f"search_arc_mnist failed: {' '.join(argv)}")
-    return json.loads((out / "result.json").read_text())
+    return _run_once(search_arc_mnist.main, "search_arc_mnist", "config.json", argv, out)
 
 
 def retrain_pick(command: Sequence[str], arch: str, seed: int, folder: Path, epochs: int) -> dict:

@@ -455,9 +455,9 @@ def reload_snippet(model_path: str) -> str:
             f"model = tf.keras.models.load_model({str(model_path)!r})")
 
 
-def _val_accuracy_at(history: list[dict[str, float]], epoch: int) -> float | None:
-    """The validation accuracy logged after ``epoch`` (None when the history has no such row)."""
-    return next((row["val_accuracy"] for row in history if row["epoch"] == epoch), None)
+def _val_accuracy_at(history: list[dict[str, float]], epoch: int) -> float:
+    """The validation accuracy logged after ``epoch`` (every epoch run has its row)."""
+    return next(row["val_accuracy"] for row in history if row["epoch"] == epoch)
 
 
 def _epoch_note(m: dict[str, Any], keep: str = "best") -> str:
@@ -465,7 +465,7 @@ def _epoch_note(m: dict[str, Any], keep: str = "best") -> str:
     kept = m.get("kept_epoch", m["best_epoch"])  # records from before --keep: the best epoch
     if keep == "last" or kept != m["best_epoch"]:
         why = "--keep last" if keep == "last" else "the best epoch's weights could not be read"
-        return (f"last epoch {kept} ({why}), val {m.get('kept_val_accuracy') or 0:.4f}; the best validation epoch "
+        return (f"last epoch {kept} ({why}), val {m['kept_val_accuracy']:.4f}; the best validation epoch "
                 f"was {m['best_epoch']}, {m['best_val_accuracy']:.4f}")
     return (f"best epoch {m['best_epoch']} of {m['epochs_run']}, val {m['best_val_accuracy']:.4f}"
             f"{', stopped early' if m['stopped_early'] else ''}")
